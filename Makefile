@@ -1,0 +1,63 @@
+# Every workflow of the course as a target. `make demo` and `make test` create .venv themselves.
+SHELL := /bin/bash
+PYTHON_BOOTSTRAP ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# nbgrader runs `alembic` by name, so the environment's bin folder goes on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+SAMPLE_CLASS := course/sample_class
+DEMO_REPORT := out/demo
+
+.PHONY: help venv demo test release grade feedback lab clean distclean
+
+help:
+	@echo "make demo      create .venv, release the notebooks, grade the sample class, print the score table"
+	@echo "make test      create .venv and run the test suite"
+	@echo "make lab       start JupyterLab on a copy of the student notebooks (in student_work/)"
+	@echo "make release   regenerate course/release/ from course/source/"
+	@echo "make grade SUBMISSIONS=DIR REPORT=OUT   grade DIR/<student>/<assignment>/<notebook>.ipynb"
+	@echo "make feedback REPORT=OUT                regenerate the feedback pages of a grading run"
+	@echo "make clean     remove grading output and caches (keeps .venv and student_work/)"
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+release: venv
+	$(PYTHON) -m autograder release
+
+demo: release
+	$(PYTHON) -m autograder grade $(SAMPLE_CLASS)/submitted --report $(DEMO_REPORT)
+	$(PYTHON) -m autograder compare $(DEMO_REPORT)/grades.csv $(SAMPLE_CLASS)/expected_scores.csv
+
+test: venv
+	$(PYTHON) -m pytest tests
+
+grade: venv
+	@if [ -z "$(SUBMISSIONS)" ] || [ -z "$(REPORT)" ]; then \
+	  echo "error: set both SUBMISSIONS and REPORT, for example: make grade SUBMISSIONS=path/to/submitted REPORT=out/week"; \
+	  exit 2; fi
+	$(PYTHON) -m autograder grade "$(SUBMISSIONS)" --report "$(REPORT)"
+
+feedback: venv
+	@if [ -z "$(REPORT)" ]; then echo "error: set REPORT to the folder of an earlier grading run, for example: make feedback REPORT=out/week"; exit 2; fi
+	$(PYTHON) -m autograder feedback --report "$(REPORT)"
+
+lab: venv
+	@mkdir -p student_work
+	@for notebook in course/release/*/*.ipynb; do \
+	  target="student_work/$$(basename "$$notebook")"; \
+	  [ -e "$$target" ] || cp "$$notebook" "$$target"; done
+	$(VENV)/bin/jupyter lab --notebook-dir=student_work --ip=127.0.0.1
+
+clean:
+	rm -rf out course/submitted course/autograded course/feedback course/gradebook.db course/.nbgrader.log .pytest_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

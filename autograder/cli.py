@@ -1,0 +1,111 @@
+"""Command line of the grading pipeline: ``python -m autograder {grade,feedback,release,compare}``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .expected import compare_with_expected
+from .intake import UsageError, read_submissions
+from .pipeline import GradingOptions, Workspace, grade_class, write_feedback
+from .release import release_assignments
+from .report import print_score_table, write_grades_csv
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def positive_seconds(text: str) -> int:
+    """Parse a positive whole number of seconds for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {text!r}; pass a whole number such as 60")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value}; it must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log nbgrader commands as they run")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    grade = commands.add_parser("grade", help="autograde a folder of submissions and write grades and feedback")
+    grade.add_argument("submissions", type=Path,
+                       help="folder laid out as nbgrader's submitted/: DIR/<student>/<assignment>/<notebook>.ipynb")
+    grade.add_argument("--report", type=Path, required=True,
+                       help="output folder for grades.csv, feedback/ and the nbgrader working course")
+    grade.add_argument("--assignment", action="append",
+                       help="grade only this assignment (repeat for several); default: every assignment")
+    grade.add_argument("--cell-timeout", type=positive_seconds, default=GradingOptions.cell_timeout,
+                       help="seconds one cell may run before it is interrupted (default: %(default)s)")
+    grade.add_argument("--notebook-timeout", type=positive_seconds, default=GradingOptions.notebook_timeout,
+                       help="seconds one notebook may run in total; later cells score 0 (default: %(default)s)")
+
+    feedback = commands.add_parser("feedback", help="regenerate the feedback pages of an earlier grading run")
+    feedback.add_argument("--report", type=Path, required=True, help="the --report folder of that run")
+
+    commands.add_parser("release", help="generate the student notebooks into course/release/")
+
+    compare = commands.add_parser("compare", help="check a grades.csv against a table of expected results")
+    compare.add_argument("grades", type=Path, help="grades.csv written by the grade command")
+    compare.add_argument("expected", type=Path, help="expected table, as course/sample_class/expected_scores.csv")
+    return parser
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    try:
+        intake = read_submissions(args.submissions, args.assignment)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    args.report.mkdir(parents=True, exist_ok=True)
+    options = GradingOptions(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout)
+    results = grade_class(intake, args.report, options)
+    write_grades_csv(results, args.report / "grades.csv")
+
+    print_score_table(results, sys.stdout)
+    print(f"\nGrades: {args.report / 'grades.csv'}\nFeedback: {args.report / 'feedback'}")
+    if intake.input_errors:
+        print(f"\n{len(intake.input_errors)} input problem(s); the rest of the class was graded:", file=sys.stderr)
+        for problem in intake.input_errors:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def run_feedback(args: argparse.Namespace) -> int:
+    workspace = Workspace(args.report, GradingOptions())
+    if not (workspace.root / "nbgrader_config.py").exists():
+        print(f"error: '{args.report}' holds no grading run; run `python -m autograder grade DIR --report "
+              f"{args.report}` first.", file=sys.stderr)
+        return EXIT_USAGE
+    autograded = workspace.root / "autograded"
+    if not autograded.is_dir():
+        print(f"error: '{args.report}' has no autograded notebooks; run the grade command first.", file=sys.stderr)
+        return EXIT_USAGE
+    failed = 0
+    assignments = sorted({path.name for path in (workspace.root / "autograded").glob("*/*") if path.is_dir()})
+    students = sorted(path.name for path in (workspace.root / "autograded").iterdir() if path.is_dir())
+    for assignment in assignments:
+        failed += len(write_feedback(workspace, args.report, assignment, students))
+    print(f"Feedback: {args.report / 'feedback'}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    if args.command == "grade":
+        return run_grade(args)
+    if args.command == "feedback":
+        return run_feedback(args)
+    if args.command == "compare":
+        return EXIT_OK if compare_with_expected(args.grades, args.expected, sys.stdout) else EXIT_FAILED
+    return release_assignments()

@@ -1,0 +1,279 @@
+"""Grade a class of submissions with nbgrader: autograde, feedback, export and a per-notebook report.
+
+Each run works in ``OUT/nbgrader/``, an nbgrader course of its own made from ``course/``,
+so the repository's course folder and the submissions folder are never written. Every student
+is autograded by a separate nbgrader process: one student's broken submission cannot stop the
+others. A notebook's score is read from the gradebook only when this run autograded it, so
+no score from an earlier run survives a failed or missing notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+
+from .course import COURSE_DIR, REPO_ROOT, SOURCE_DIR
+from .intake import Intake, NotebookSubmission
+from .restore import restore_missing_cells
+
+log = logging.getLogger("autograder")
+
+# Settings added to the course's own nbgrader configuration for grading runs only.
+GRADING_CONFIG = """
+
+# --- Added by the grading pipeline (autograder/pipeline.py) ---
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
+from autograder.execute import BoundedExecute
+from autograder.feedback import HideHiddenTests
+
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.db_url = {db_url!r}
+c.Autograde.autograde_preprocessors = [
+    BoundedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata]
+c.BoundedExecute.timeout = {cell_timeout}
+c.BoundedExecute.notebook_timeout = {notebook_timeout}
+c.BoundedExecute.log_dir = {log_dir!r}
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+"""
+
+# Seconds an nbgrader command may take beyond the notebooks' own time budget.
+COMMAND_OVERHEAD_SECONDS = 120
+
+
+@dataclass
+class NotebookResult:
+    """One row of grades.csv."""
+
+    student: str
+    assignment: str
+    notebook: str
+    points: float
+    max_points: float
+    status: str  # "graded" or "failed"
+    reason: str = ""
+
+
+@dataclass
+class GradingOptions:
+    """Time limits of a grading run, in seconds."""
+
+    cell_timeout: int = 60
+    notebook_timeout: int = 300
+
+
+class Workspace:
+    """The nbgrader course under ``OUT/nbgrader`` that one grading run works in."""
+
+    def __init__(self, report_dir: Path, options: GradingOptions):
+        self.root = report_dir / "nbgrader"
+        self.log_dir = self.root / "execution"
+        self.db_path = self.root / "gradebook.db"
+        self.options = options
+
+    def prepare(self, assignments: list[str]) -> None:
+        """Copy the source notebooks and write the grading configuration."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for assignment in assignments:
+            target = self.root / "source" / assignment
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(SOURCE_DIR / assignment, target, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        config = (COURSE_DIR / "nbgrader_config.py").read_text()
+        config += GRADING_CONFIG.format(
+            root=str(self.root),
+            db_url=f"sqlite:///{self.db_path}",
+            cell_timeout=self.options.cell_timeout,
+            notebook_timeout=self.options.notebook_timeout,
+            log_dir=str(self.log_dir),
+        )
+        (self.root / "nbgrader_config.py").write_text(config)
+
+    def run(self, *args: str, timeout: float) -> subprocess.CompletedProcess:
+        """Run one nbgrader command in the workspace and return its result."""
+        env = dict(os.environ)
+        # nbgrader calls `alembic` by name, so the environment's bin folder must be on PATH.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "nbgrader", *args]
+        log.debug("Running %s", " ".join(command))
+        try:
+            return subprocess.run(command, cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            output = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else (err.stderr or "")
+            return subprocess.CompletedProcess(command, returncode=-1, stdout="", stderr=output
+                                               + f"\nnbgrader {args[0]} timed out after {timeout:.0f} s")
+
+    def submitted_folder(self, student: str, assignment: str) -> Path:
+        return self.root / "submitted" / student / assignment
+
+    def autograded_notebook(self, submission: NotebookSubmission) -> Path:
+        return self.root / "autograded" / submission.student / submission.assignment / f"{submission.notebook}.ipynb"
+
+    def execution_record(self, submission: NotebookSubmission) -> dict:
+        path = self.log_dir / submission.student / f"{submission.notebook}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _error_summary(result: subprocess.CompletedProcess) -> str:
+    """Return the last error line that nbgrader logged, for the report."""
+    lines = [line.strip() for line in (result.stderr or "").splitlines() if line.strip()]
+    errors = [line for line in lines if "[ERROR]" in line or "Error" in line]
+    last = (errors or lines or [f"exit code {result.returncode}"])[-1]
+    return last[:300]
+
+
+def release_notebook(assignment: str, notebook: str, workspace: Workspace) -> nbformat.NotebookNode:
+    path = workspace.root / "release" / assignment / f"{notebook}.ipynb"
+    return nbformat.read(os.fspath(path), as_version=4)
+
+
+def stage_student(workspace: Workspace, student: str, assignment: str,
+                  submissions: list[NotebookSubmission]) -> dict[str, list[str]]:
+    """Copy a student's gradable notebooks into the workspace; return restored cell ids per notebook."""
+    folder = workspace.submitted_folder(student, assignment)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    restored = {}
+    for submission in submissions:
+        if submission.problem:
+            continue
+        notebook = submission.content
+        restored[submission.notebook] = restore_missing_cells(
+            notebook, release_notebook(assignment, submission.notebook, workspace))
+        nbformat.write(notebook, os.fspath(folder / f"{submission.notebook}.ipynb"))
+    return restored
+
+
+def read_score(workspace: Workspace, submission: NotebookSubmission) -> tuple[float, float]:
+    """Return (score, max score) of one autograded notebook from the gradebook."""
+    with Gradebook(f"sqlite:///{workspace.db_path}") as gradebook:
+        try:
+            notebook = gradebook.find_submission_notebook(submission.notebook, submission.assignment,
+                                                          submission.student)
+        except MissingEntry:
+            return 0.0, 0.0
+        return float(notebook.score), float(notebook.max_score)
+
+
+def grade_student(workspace: Workspace, student: str, assignment: str,
+                  submissions: list[NotebookSubmission], max_points: dict[str, float]) -> list[NotebookResult]:
+    """Autograde one student's notebooks of one assignment and return a result per notebook."""
+    log.info("Grading %s / %s", student, assignment)
+    restored = stage_student(workspace, student, assignment, submissions)
+    autograded = workspace.root / "autograded" / student / assignment
+    if autograded.exists():
+        shutil.rmtree(autograded)
+    records = workspace.log_dir / student
+    if records.exists():
+        shutil.rmtree(records)
+
+    command_error = ""
+    if restored:  # at least one notebook can be graded
+        budget = workspace.options.notebook_timeout * len(restored) + COMMAND_OVERHEAD_SECONDS
+        result = workspace.run("autograde", assignment, "--student", student, "--force", timeout=budget)
+        if result.returncode != 0:
+            command_error = _error_summary(result)
+            log.error("nbgrader autograde failed for %s / %s: %s", student, assignment, command_error)
+
+    results = []
+    for submission in submissions:
+        total = max_points[submission.notebook]
+        if submission.problem:
+            results.append(NotebookResult(student, assignment, submission.notebook, 0.0, total, "failed",
+                                          submission.problem))
+            continue
+        if not workspace.autograded_notebook(submission).exists():
+            reason = f"nbgrader autograde failed: {command_error or 'no autograded notebook was written'}"
+            results.append(NotebookResult(student, assignment, submission.notebook, 0.0, total, "failed", reason))
+            continue
+
+        score, _ = read_score(workspace, submission)
+        record = workspace.execution_record(submission)
+        notes = []
+        status = "graded"
+        if record.get("status", "completed") != "completed":
+            status = "failed"
+            notes.append(f"{record['message']}; the tests after it scored 0")
+        if restored.get(submission.notebook):
+            notes.append(f"deleted cells were put back and graded: {', '.join(restored[submission.notebook])}")
+        results.append(NotebookResult(student, assignment, submission.notebook, score, total, status,
+                                      "; ".join(notes)))
+    for row in results:
+        log.info("Finished %s / %s / %s: %s of %s points, %s%s", row.student, row.assignment, row.notebook,
+                 f"{row.points:g}", f"{row.max_points:g}", row.status, f" ({row.reason})" if row.reason else "")
+    return results
+
+
+def write_feedback(workspace: Workspace, report_dir: Path, assignment: str, students: list[str]) -> list[str]:
+    """Generate feedback pages and copy them to ``OUT/feedback``; return the students it failed for."""
+    result = workspace.run("generate_feedback", assignment, "--force", timeout=COMMAND_OVERHEAD_SECONDS * 5)
+    failed = []
+    if result.returncode != 0:
+        # Find out who broke the batch by generating each student's feedback alone.
+        log.warning("nbgrader generate_feedback failed for the class; retrying one student at a time")
+        for student in students:
+            single = workspace.run("generate_feedback", assignment, "--student", student, "--force",
+                                   timeout=COMMAND_OVERHEAD_SECONDS)
+            if single.returncode != 0:
+                log.error("Feedback failed for %s / %s: %s", student, assignment, _error_summary(single))
+                failed.append(student)
+
+    for student in students:
+        source = workspace.root / "feedback" / student / assignment
+        target = report_dir / "feedback" / student / assignment
+        if target.exists():
+            shutil.rmtree(target)
+        if source.exists():
+            shutil.copytree(source, target)
+    return failed
+
+
+def export_gradebook(workspace: Workspace, report_dir: Path) -> None:
+    """Write nbgrader's own per-assignment export next to grades.csv."""
+    target = report_dir / "nbgrader_export.csv"
+    result = workspace.run("export", "--to", str(target), timeout=COMMAND_OVERHEAD_SECONDS)
+    if result.returncode != 0:
+        log.error("nbgrader export failed: %s", _error_summary(result))
+
+
+def grade_class(intake: Intake, report_dir: Path, options: GradingOptions) -> list[NotebookResult]:
+    """Grade every student in ``intake``; write feedback and exports under ``report_dir``."""
+    from .course import max_points
+
+    assignments = sorted({submission.assignment for submission in intake.submissions})
+    workspace = Workspace(report_dir, options)
+    workspace.prepare(assignments)
+
+    results: list[NotebookResult] = []
+    for assignment in assignments:
+        log.info("Generating assignment %s in %s", assignment, workspace.root)
+        generated = workspace.run("generate_assignment", assignment, "--force", timeout=COMMAND_OVERHEAD_SECONDS)
+        if generated.returncode != 0:
+            raise RuntimeError(f"nbgrader generate_assignment {assignment} failed: {_error_summary(generated)}")
+        points = {path.stem: max_points(path) for path in (SOURCE_DIR / assignment).glob("*.ipynb")}
+
+        for student in intake.students:
+            mine = [s for s in intake.submissions if s.student == student and s.assignment == assignment]
+            results.extend(grade_student(workspace, student, assignment, mine, points))
+
+        log.info("Writing feedback for %s", assignment)
+        for student in write_feedback(workspace, report_dir, assignment, intake.students):
+            for row in results:
+                if row.student == student and row.assignment == assignment:
+                    row.reason = "; ".join(filter(None, [row.reason, "feedback page could not be generated"]))
+
+    export_gradebook(workspace, report_dir)
+    return results
