@@ -2,7 +2,14 @@
 SHELL := /bin/bash
 PYTHON_BOOTSTRAP ?= python3
 VENV := .venv
+# USE_CURRENT_ENV=1 uses the active environment (for example the conda one) instead of .venv.
+ifeq ($(USE_CURRENT_ENV),1)
+PYTHON := python
+ENVIRONMENT :=
+else
 PYTHON := $(VENV)/bin/python
+ENVIRONMENT := $(VENV)/.installed
+endif
 # nbgrader runs `alembic` by name, so the environment's bin folder goes on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -26,7 +33,7 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m pip install --quiet -r requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(ENVIRONMENT)
 
 release: venv
 	$(PYTHON) -m autograder release
@@ -53,7 +60,7 @@ lab: venv
 	@for notebook in course/release/*/*.ipynb; do \
 	  target="student_work/$$(basename "$$notebook")"; \
 	  [ -e "$$target" ] || cp "$$notebook" "$$target"; done
-	$(VENV)/bin/jupyter lab --notebook-dir=student_work --ip=127.0.0.1
+	$(PYTHON) -m jupyterlab --notebook-dir=student_work --ip=127.0.0.1
 
 clean:
 	rm -rf out course/submitted course/autograded course/feedback course/gradebook.db course/.nbgrader.log .pytest_cache

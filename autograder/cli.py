@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .course import COURSE_DIR
 from .expected import compare_with_expected
 from .intake import UsageError, read_submissions
 from .pipeline import GradingOptions, Workspace, grade_class, write_feedback
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder for grades.csv, feedback/ and the nbgrader working course")
     grade.add_argument("--assignment", action="append",
                        help="grade only this assignment (repeat for several); default: every assignment")
+    grade.add_argument("--course", type=Path, default=COURSE_DIR,
+                       help="nbgrader course folder with nbgrader_config.py and source/ (default: %(default)s)")
     grade.add_argument("--cell-timeout", type=positive_seconds, default=GradingOptions.cell_timeout,
                        help="seconds one cell may run before it is interrupted (default: %(default)s)")
     grade.add_argument("--notebook-timeout", type=positive_seconds, default=GradingOptions.notebook_timeout,
@@ -59,14 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_grade(args: argparse.Namespace) -> int:
     try:
-        intake = read_submissions(args.submissions, args.assignment)
+        if not (args.course / "nbgrader_config.py").is_file():
+            raise UsageError(f"Course folder '{args.course}' has no nbgrader_config.py. Pass the folder that "
+                             "contains nbgrader_config.py and source/ to --course.")
+        intake = read_submissions(args.submissions, args.assignment, args.course / "source")
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
     args.report.mkdir(parents=True, exist_ok=True)
     options = GradingOptions(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout)
-    results = grade_class(intake, args.report, options)
+    results = grade_class(intake, args.report, options, args.course)
     write_grades_csv(results, args.report / "grades.csv")
 
     print_score_table(results, sys.stdout)

@@ -50,7 +50,8 @@ class BoundedExecute(Execute):
         self.shutdown_kernel = "immediate"
         self._cell_timeout = self.timeout
         self._deadline = monotonic() + self.notebook_timeout
-        self._record = {"status": "completed", "message": "", "cell_index": None, "grade_id": None}
+        self._record = {"status": "completed", "message": "", "cell_index": None, "grade_id": None,
+                        "interrupted": []}
         try:
             nb, resources = super().preprocess(nb, resources, km)
         except DeadKernelError:
@@ -80,12 +81,13 @@ class BoundedExecute(Execute):
             cell = self.execute_cell(cell, index, store_history=True)
         except CellTimeoutError:
             _add_error(cell, "CellTimeoutError", f"this cell ran longer than {self.timeout} s and was interrupted")
+            self._record["interrupted"].append(_describe(cell, index))
             if not run_sync(self._async_interrupt_and_wait)():
-                self._stop("timed_out", f"cell {index} ran longer than {self.timeout} s and ignored the interrupt",
-                           cell, index)
+                self._stop("timed_out", f"{_describe(cell, index)} ran longer than {self.timeout} s and ignored "
+                           "the interrupt", cell, index)
         except DeadKernelError:
             _add_error(cell, "DeadKernelError", "the kernel died while running this cell")
-            self._stop("kernel_died", f"the kernel died while running cell {index}", cell, index)
+            self._stop("kernel_died", f"the kernel died while running {_describe(cell, index)}", cell, index)
         return cell, resources
 
     async def _async_interrupt_and_wait(self) -> bool:
@@ -105,7 +107,7 @@ class BoundedExecute(Execute):
     def _stop(self, status: str, message: str, cell: NotebookNode | None, index: int | None) -> None:
         self.log.warning("Stopping execution: %s", message)
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") if cell is not None else None
-        self._record = {"status": status, "message": message, "cell_index": index, "grade_id": grade_id}
+        self._record.update(status=status, message=message, cell_index=index, grade_id=grade_id)
 
     def _write_record(self, resources) -> None:
         if not self.log_dir:
@@ -115,6 +117,12 @@ class BoundedExecute(Execute):
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, f"{info.get('notebook', 'unknown')}.json"), "w") as handle:
             json.dump(self._record, handle)
+
+
+def _describe(cell: NotebookNode, index: int) -> str:
+    """Name a cell for the report: its position from 1 and its nbgrader id when it has one."""
+    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+    return f"cell {index + 1}" + (f" ({grade_id})" if grade_id else "")
 
 
 def _add_error(cell: NotebookNode, name: str, message: str) -> None:

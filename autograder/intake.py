@@ -52,9 +52,11 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     except (OSError, UnicodeDecodeError) as err:
         return None, f"the file cannot be read as UTF-8 text ({err})"
     try:
-        notebook = nbformat.reads(text, as_version=4)
+        json.loads(text)
     except json.JSONDecodeError as err:
-        return None, f"the file is not valid notebook JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+        return None, f"the file is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+    try:
+        notebook = nbformat.reads(text, as_version=4)
     except Exception as err:  # nbformat raises several types for malformed notebooks
         return None, f"the file is not a valid notebook ({type(err).__name__}: {err})"
     try:

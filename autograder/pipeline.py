@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from .course import COURSE_DIR, REPO_ROOT, SOURCE_DIR
+from .course import COURSE_DIR, REPO_ROOT, max_points
 from .intake import Intake, NotebookSubmission
 from .restore import restore_missing_cells
 
@@ -76,7 +76,8 @@ class GradingOptions:
 class Workspace:
     """The nbgrader course under ``OUT/nbgrader`` that one grading run works in."""
 
-    def __init__(self, report_dir: Path, options: GradingOptions):
+    def __init__(self, report_dir: Path, options: GradingOptions, course_dir: Path = COURSE_DIR):
+        self.course_dir = course_dir
         self.root = report_dir / "nbgrader"
         self.log_dir = self.root / "execution"
         self.db_path = self.root / "gradebook.db"
@@ -89,8 +90,8 @@ class Workspace:
             target = self.root / "source" / assignment
             if target.exists():
                 shutil.rmtree(target)
-            shutil.copytree(SOURCE_DIR / assignment, target, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-        config = (COURSE_DIR / "nbgrader_config.py").read_text()
+            shutil.copytree(self.course_dir / "source" / assignment, target, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        config = (self.course_dir / "nbgrader_config.py").read_text()
         config += GRADING_CONFIG.format(
             root=str(self.root),
             db_url=f"sqlite:///{self.db_path}",
@@ -207,6 +208,8 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
         if record.get("status", "completed") != "completed":
             status = "failed"
             notes.append(f"{record['message']}; the tests after it scored 0")
+        elif record.get("interrupted"):
+            notes.append(f"interrupted after the cell time limit: {', '.join(record['interrupted'])}")
         if restored.get(submission.notebook):
             notes.append(f"deleted cells were put back and graded: {', '.join(restored[submission.notebook])}")
         results.append(NotebookResult(student, assignment, submission.notebook, score, total, status,
@@ -249,12 +252,11 @@ def export_gradebook(workspace: Workspace, report_dir: Path) -> None:
         log.error("nbgrader export failed: %s", _error_summary(result))
 
 
-def grade_class(intake: Intake, report_dir: Path, options: GradingOptions) -> list[NotebookResult]:
+def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
+                course_dir: Path = COURSE_DIR) -> list[NotebookResult]:
     """Grade every student in ``intake``; write feedback and exports under ``report_dir``."""
-    from .course import max_points
-
     assignments = sorted({submission.assignment for submission in intake.submissions})
-    workspace = Workspace(report_dir, options)
+    workspace = Workspace(report_dir, options, course_dir)
     workspace.prepare(assignments)
 
     results: list[NotebookResult] = []
@@ -263,7 +265,7 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions) -> li
         generated = workspace.run("generate_assignment", assignment, "--force", timeout=COMMAND_OVERHEAD_SECONDS)
         if generated.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {assignment} failed: {_error_summary(generated)}")
-        points = {path.stem: max_points(path) for path in (SOURCE_DIR / assignment).glob("*.ipynb")}
+        points = {path.stem: max_points(path) for path in (course_dir / "source" / assignment).glob("*.ipynb")}
 
         for student in intake.students:
             mine = [s for s in intake.submissions if s.student == student and s.assignment == assignment]

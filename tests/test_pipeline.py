@@ -1,0 +1,161 @@
+"""The grading pipeline on the probe course: the holes of stock nbgrader 0.9.6 stay closed."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.course import REPO_ROOT
+from autograder.report import read_grades_csv
+from probe_class import ASSIGNMENT, CORRECT, PROBE_COURSE, make_release, write_submission
+
+LOOP_IGNORING_INTERRUPT = (
+    "import time\n"
+    "def add(a, b):\n    return a + b\n"
+    "while True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass\n"
+)
+
+
+def grade(submissions: Path, report: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Run the grading command line on the probe course."""
+    command = [sys.executable, "-m", "autograder", "grade", str(submissions), "--report", str(report),
+               "--course", str(PROBE_COURSE), "--cell-timeout", "5", "--notebook-timeout", "30", *extra]
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+
+
+def rows_by_student(report: Path) -> dict[str, dict[str, str]]:
+    return {row["student"]: row for row in read_grades_csv(report / "grades.csv")}
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    return make_release(tmp_path_factory.mktemp("release"))
+
+
+@pytest.fixture(scope="module")
+def broken_class(release, tmp_path_factory):
+    """Grade a class where one kernel dies, one loop ignores interrupts and one file is not JSON."""
+    root = tmp_path_factory.mktemp("broken_class")
+    submissions = root / "submitted"
+    write_submission(release, submissions, "alice_correct", CORRECT)
+    write_submission(release, submissions, "bob_kernel_dies", {**CORRECT, "mul_answer": "import os\nos._exit(0)"})
+    write_submission(release, submissions, "carol_stuck_loop", {**CORRECT, "add_answer": LOOP_IGNORING_INTERRUPT})
+    bad = submissions / "dave_invalid_json" / ASSIGNMENT
+    bad.mkdir(parents=True)
+    (bad / "probe.ipynb").write_text('{"cells": [')
+    write_submission(release, submissions, "erin_untouched", {})
+    before = tree_digest(submissions)
+    result = grade(submissions, root / "report")
+    return result, root / "report", before, tree_digest(submissions)
+
+
+def test_broken_class_exit_code_zero(broken_class):
+    result, _, _, _ = broken_class
+    assert result.returncode == 0, result.stderr
+
+
+def test_correct_student_unaffected_by_others(broken_class):
+    _, report, _, _ = broken_class
+    row = rows_by_student(report)["alice_correct"]
+    assert (row["points"], row["max_points"], row["status"]) == ("6", "6", "graded")
+
+
+def test_dead_kernel_keeps_earlier_points(broken_class):
+    _, report, _, _ = broken_class
+    row = rows_by_student(report)["bob_kernel_dies"]
+    # add_visible (1) and add_hidden (2) ran before the kernel died; mul_visible (3) did not.
+    assert row["points"] == "3"
+    assert row["status"] == "failed"
+    assert "kernel died" in row["reason"]
+    assert "mul_answer" in row["reason"]
+
+
+def test_stuck_loop_stops_notebook(broken_class):
+    _, report, _, _ = broken_class
+    row = rows_by_student(report)["carol_stuck_loop"]
+    assert row["points"] == "0"
+    assert row["status"] == "failed"
+    assert "ignored the interrupt" in row["reason"]
+
+
+def test_invalid_json_scores_zero_with_reason(broken_class):
+    _, report, _, _ = broken_class
+    row = rows_by_student(report)["dave_invalid_json"]
+    assert (row["points"], row["status"]) == ("0", "failed")
+    assert "not valid JSON (line 1, column 12" in row["reason"]
+
+
+def test_untouched_release_scores_zero(broken_class):
+    _, report, _, _ = broken_class
+    row = rows_by_student(report)["erin_untouched"]
+    assert (row["points"], row["status"]) == ("0", "graded")
+
+
+def test_summary_lists_each_failure(broken_class):
+    result, _, _, _ = broken_class
+    assert "3 notebook(s) could not be graded in full" in result.stdout
+    for student in ("bob_kernel_dies", "carol_stuck_loop", "dave_invalid_json"):
+        assert f"{student} / probe:" in result.stdout
+
+
+def test_submissions_folder_unchanged(broken_class):
+    _, _, before, after = broken_class
+    assert before == after
+
+
+def test_feedback_hides_hidden_tests(broken_class):
+    _, report, _, _ = broken_class
+    page = (report / "feedback" / "alice_correct" / ASSIGNMENT / "probe.html").read_text()
+    assert "BEGIN HIDDEN TESTS" not in page
+    assert "add(2, 2)" not in page
+    assert "hidden tests of this cell are not shown" in page
+
+
+def test_feedback_shows_hidden_failure_message(release, tmp_path):
+    submissions = tmp_path / "submitted"
+    write_submission(release, submissions, "frank", {**CORRECT, "add_answer": "def add(a, b):\n    return 3"})
+    result = grade(submissions, tmp_path / "report")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report" / "feedback" / "frank" / ASSIGNMENT / "probe.html").read_text()
+    assert "add(2, 2) should be 4" in page  # the assertion message written for students
+    assert "assert add(2, 2) == 4" not in page  # the hidden test's source
+    assert "Traceback (most recent call last)" not in page
+
+
+def test_resubmission_without_test_cell_regraded(release, tmp_path):
+    submissions = tmp_path / "submitted"
+    report = tmp_path / "report"
+    write_submission(release, submissions, "gina", CORRECT)
+    assert grade(submissions, report).returncode == 0
+    assert rows_by_student(report)["gina"]["points"] == "6"
+
+    # The resubmission breaks add() and deletes both of its tests; stock nbgrader keeps 6 points.
+    write_submission(release, submissions, "gina", {**CORRECT, "add_answer": "def add(a, b):\n    return 0"},
+                     deleted=("add_visible", "add_hidden"))
+    result = grade(submissions, report)
+    assert result.returncode == 0, result.stderr
+    row = rows_by_student(report)["gina"]
+    assert row["points"] == "3"
+    assert "put back and graded: add_visible, add_hidden" in row["reason"]
+
+
+def test_notebook_time_budget_skips_later_tests(release, tmp_path):
+    submissions = tmp_path / "submitted"
+    # Each answer cell sleeps 4 s: the second one starts after the 6 s budget is nearly spent.
+    slow = {grade_id: f"import time\ntime.sleep(4)\n{source}" for grade_id, source in CORRECT.items()}
+    write_submission(release, submissions, "hugo", slow)
+    result = grade(submissions, tmp_path / "report", "--notebook-timeout", "6")
+    assert result.returncode == 0, result.stderr
+    row = rows_by_student(tmp_path / "report")["hugo"]
+    assert row["status"] == "failed"
+    assert row["points"] == "3"  # the add tests passed; mul_visible never ran
+    assert "6 s" in row["reason"]
