@@ -31,10 +31,11 @@ TOLERANCE = 1e-8
 """Largest accepted error, relative to max(1, |expected|), for every entry of a result.
 
 The student's layer and the reference both compute in float64 (machine epsilon 2.2e-16), but they
-sum in different orders (loops against tensordot, for example). Over the few hundred terms of these
-configurations that makes results differ by about 1e-13, far below this tolerance, while a wrong
-formula changes them by far more than it. Above |expected| = 1 the tolerance grows with the value,
-so that large outputs are not judged more strictly than small ones.
+sum in different orders, such as loops against tensordot. On these configurations the correct
+naive loops in tests/broken_layers.py differ from the reference by at most 4e-15, far below this
+tolerance, while the broken layers there that return wrong values are off by 0.3 or more. Above
+|expected| = 1 the tolerance grows with the value, so that large outputs are not judged more
+strictly than small ones.
 """
 
 Config = Mapping[str, int]
@@ -217,7 +218,9 @@ def _check_conv2d_config(layer_class: type, reference: ModuleType, config: Confi
     kernel_size, stride, padding = config["kernel_size"], config["stride"], config["padding"]
     kwargs = {"in_channels": C, "out_channels": F, "kernel_size": kernel_size, "stride": stride, "padding": padding}
     parameters = [
-        _Parameter("filters", rng.standard_normal((F, C, kernel_size, kernel_size)), "(F, C, kernel_size, kernel_size)"),
+        _Parameter(
+            "filters", rng.standard_normal((F, C, kernel_size, kernel_size)), "(F, C, kernel_size, kernel_size)"
+        ),
         _Parameter("bias", rng.standard_normal(F), "(F,)"),
     ]
     filters, bias = parameters[0].value, parameters[1].value
@@ -249,8 +252,8 @@ def _check_conv2d_config(layer_class: type, reference: ModuleType, config: Confi
         for sides, pad_width in (("below and right of", (0, 2 * padding)), ("above and left of", (2 * padding, 0))):
             mistakes.append(
                 _gives_result(
-                    f"all the zero padding is {sides} the image. Put padding={padding} rows of zeros above and "
-                    "below it and padding columns left and right of it, for example with "
+                    f"all the zero padding is {sides} the image. Put {padding} rows of zeros above it and "
+                    f"{padding} below it, and {padding} columns on its left and on its right, for example with "
                     "np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding))).",
                     lambda pad_width=pad_width: reference_output(
                         images=np.pad(X, ((0, 0), (0, 0), pad_width, pad_width)), padding=0
@@ -265,6 +268,7 @@ def _check_conv2d_config(layer_class: type, reference: ModuleType, config: Confi
                 lambda: reference_output(stride=1)[:, :, :H_out, :W_out],
             )
         )
+    mistakes.append(_transposed_image(expected))
     mistakes += _image_shape_mistakes(
         expected.shape, H, W, kernel_size, stride, padding, "H_out = (H + 2*padding - kernel_size) // stride + 1"
     )
@@ -298,7 +302,10 @@ def _check_maxpool2d_config(
             lambda: np.maximum(expected, 0.0),
         ),
     ]
-    mistakes += _image_shape_mistakes(expected.shape, H, W, kernel_size, stride, 0, "H_out = (H - kernel_size) // stride + 1")
+    mistakes.append(_transposed_image(expected))
+    mistakes += _image_shape_mistakes(
+        expected.shape, H, W, kernel_size, stride, 0, "H_out = (H - kernel_size) // stride + 1"
+    )
     _compare(_Case("MaxPool2D.forward", config), actual, expected, mistakes)
 
 
@@ -508,6 +515,14 @@ def _lstm_gate_order_mistakes(
     return mistakes
 
 
+_SWAPPED_HEIGHT_WIDTH = "the height and width of the output are swapped. Its last two axes are H_out, then W_out."
+
+
+def _transposed_image(expected: np.ndarray) -> "_Mistake":
+    """The mistake of swapping the height and width axes of a correct output, square or not."""
+    return _gives_result(_SWAPPED_HEIGHT_WIDTH, lambda: expected.swapaxes(2, 3))
+
+
 def _image_shape_mistakes(
     expected_shape: tuple[int, ...], H: int, W: int, kernel_size: int, stride: int, padding: int, formula: str
 ) -> list["_Mistake"]:
@@ -520,7 +535,7 @@ def _image_shape_mistakes(
     batch, channels, H_out, W_out = expected_shape
     formula += ", and likewise W_out"
     candidates = [
-        ("the height and width of the output are swapped. The output has shape (N, C, H_out, W_out).", W_out, H_out),
+        (_SWAPPED_HEIGHT_WIDTH, W_out, H_out),
         (f"the output size ignores the stride: {formula}.", size(H, stride=1), size(W, stride=1)),
         (f"the output size ignores the padding: {formula}.", size(H, padding=0), size(W, padding=0)),
         (
@@ -608,7 +623,7 @@ def _global_random_state_kept() -> Iterator[None]:
 
 
 def _get_attribute(owner: Any, path: str) -> Any:
-    """Follow a dotted attribute path such as "cell.W"; raise AttributeError if a step is missing."""
+    """Follow a dotted attribute path such as "cell.W". Raises AttributeError if a step is missing."""
     for name in path.split("."):
         owner = getattr(owner, name)
     return owner
@@ -687,8 +702,8 @@ def _call_student(
         change = _describe_change(student_inputs[name], original)
         if change is not None:
             raise case.failure(
-                f"it changed its input {name} in place ({change}). A layer must not modify its inputs, "
-                f"so work on a copy, for example {name}.copy(), or on a new array such as the one np.pad returns."
+                f"it changed its input {name} in place ({change}). A layer must not modify its inputs, so "
+                f"compute new arrays ({name} * a rather than {name} *= a) or work on {name}.copy()."
             )
 
     for parameter in parameters:
@@ -740,8 +755,11 @@ def _describe_change(current: Any, original: np.ndarray) -> str | None:
 
 
 def _type_name(value: Any) -> str:
+    """Name the type of a value for a message: "None", "a numpy array", "a list", "an int"."""
     if value is None:
         return "None"
+    if isinstance(value, np.ndarray):
+        return "a numpy array"
     name = type(value).__name__
     return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
@@ -855,7 +873,7 @@ def _mismatch(actual: Any, expected: np.ndarray) -> tuple[str | None, bool]:
     whether a known mistake could explain the difference (a wrong shape or wrong values).
     """
     if not isinstance(actual, np.ndarray):
-        problem = f"returned {_type_name(actual)}, expected a numpy array of shape {expected.shape}."
+        problem = f"got {_type_name(actual)}, expected a numpy array of shape {expected.shape}."
         if isinstance(actual, list):
             problem += " Convert the list with np.array or np.stack."
         return problem, False
