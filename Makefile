@@ -15,14 +15,17 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 SAMPLE_CLASS := course/sample_class
 DEMO_REPORT := out/demo
+# Short limits keep the sample infinite loop cheap: 4 interrupted cells of 10 s each.
+DEMO_LIMITS := --cell-timeout 10 --notebook-timeout 120
 
-.PHONY: help venv demo test release grade feedback lab clean distclean
+.PHONY: help venv demo test release sample-class grade feedback lab clean distclean
 
 help:
 	@echo "make demo      create .venv, release the notebooks, grade the sample class, print the score table"
 	@echo "make test      create .venv and run the test suite"
 	@echo "make lab       start JupyterLab on a copy of the student notebooks (in student_work/)"
 	@echo "make release   regenerate course/release/ from course/source/"
+	@echo "make sample-class  regenerate the sample submissions after a notebook changed"
 	@echo "make grade SUBMISSIONS=DIR REPORT=OUT   grade DIR/<student>/<assignment>/<notebook>.ipynb"
 	@echo "make feedback REPORT=OUT                regenerate the feedback pages of a grading run"
 	@echo "make clean     remove grading output and caches (keeps .venv and student_work/)"
@@ -38,8 +41,11 @@ venv: $(ENVIRONMENT)
 release: venv
 	$(PYTHON) -m autograder release
 
+sample-class: release
+	$(PYTHON) $(SAMPLE_CLASS)/make_sample_class.py
+
 demo: release
-	$(PYTHON) -m autograder grade $(SAMPLE_CLASS)/submitted --report $(DEMO_REPORT)
+	$(PYTHON) -m autograder grade $(SAMPLE_CLASS)/submitted --report $(DEMO_REPORT) $(DEMO_LIMITS)
 	$(PYTHON) -m autograder compare $(DEMO_REPORT)/grades.csv $(SAMPLE_CLASS)/expected_scores.csv
 
 test: venv

@@ -10,7 +10,7 @@ from pathlib import Path
 from .course import COURSE_DIR
 from .expected import compare_with_expected
 from .intake import UsageError, read_submissions
-from .pipeline import GradingOptions, Workspace, grade_class, write_feedback
+from .pipeline import GradingError, GradingOptions, Workspace, grade_class, write_feedback
 from .release import release_assignments
 from .report import print_score_table, write_grades_csv
 
@@ -72,7 +72,11 @@ def run_grade(args: argparse.Namespace) -> int:
 
     args.report.mkdir(parents=True, exist_ok=True)
     options = GradingOptions(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout)
-    results = grade_class(intake, args.report, options, args.course)
+    try:
+        results = grade_class(intake, args.report, options, args.course)
+    except GradingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
     write_grades_csv(results, args.report / "grades.csv")
 
     print_score_table(results, sys.stdout)
@@ -113,5 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "feedback":
         return run_feedback(args)
     if args.command == "compare":
+        for path in (args.grades, args.expected):
+            if not path.is_file():
+                print(f"error: '{path}' does not exist. Pass a grades.csv written by the grade command and an "
+                      "expected table such as course/sample_class/expected_scores.csv.", file=sys.stderr)
+                return EXIT_USAGE
         return EXIT_OK if compare_with_expected(args.grades, args.expected, sys.stdout) else EXIT_FAILED
     return release_assignments()

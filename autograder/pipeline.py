@@ -73,12 +73,16 @@ class GradingOptions:
     notebook_timeout: int = 300
 
 
+class GradingError(Exception):
+    """A failure of the grading run itself, not of one student's submission."""
+
+
 class Workspace:
     """The nbgrader course under ``OUT/nbgrader`` that one grading run works in."""
 
     def __init__(self, report_dir: Path, options: GradingOptions, course_dir: Path = COURSE_DIR):
         self.course_dir = course_dir
-        self.root = report_dir / "nbgrader"
+        self.root = report_dir.resolve() / "nbgrader"
         self.log_dir = self.root / "execution"
         self.db_path = self.root / "gradebook.db"
         self.options = options
@@ -264,7 +268,8 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
         log.info("Generating assignment %s in %s", assignment, workspace.root)
         generated = workspace.run("generate_assignment", assignment, "--force", timeout=COMMAND_OVERHEAD_SECONDS)
         if generated.returncode != 0:
-            raise RuntimeError(f"nbgrader generate_assignment {assignment} failed: {_error_summary(generated)}")
+            raise GradingError(f"nbgrader generate_assignment {assignment} failed: {_error_summary(generated)}. "
+                               "Check the source notebooks with `make release` and `nbgrader validate`.")
         points = {path.stem: max_points(path) for path in (course_dir / "source" / assignment).glob("*.ipynb")}
 
         for student in intake.students:
