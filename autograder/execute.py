@@ -5,7 +5,7 @@ infinite loop cost the cell timeout in every following cell. This preprocessor k
 the working cells earned instead:
 
 - each notebook gets a total time budget (``notebook_timeout``) besides the per-cell timeout;
-- a cell that times out is interrupted; if the kernel does not answer within a few seconds
+- a cell that times out is interrupted; if the kernel does not respond within a few seconds
   (the loop swallowed the interrupt), execution stops;
 - a kernel that dies stops execution without raising;
 - once execution stops, every test cell that did not run gets an error output, so
@@ -91,7 +91,7 @@ class BoundedExecute(Execute):
         return cell, resources
 
     async def _async_interrupt_and_wait(self) -> bool:
-        """Interrupt the kernel; return whether it answers a request within the grace period."""
+        """Interrupt the kernel; return whether it replies to a request within the grace period."""
         await ensure_async(self.km.interrupt_kernel())
         request_id = self.kc.kernel_info()
         deadline = monotonic() + INTERRUPT_GRACE_SECONDS
@@ -132,7 +132,7 @@ def _add_error(cell: NotebookNode, name: str, message: str) -> None:
 
 
 def _mark_not_run(cell: NotebookNode, reason: str) -> None:
-    """Give a cell that never ran an error output, so a test cell scores 0 and says why."""
+    """Give a cell that never ran an error output, so a test cell scores 0 and its output gives the reason."""
     cell["outputs"] = []
     cell["execution_count"] = None
     if cell.metadata.get("nbgrader", {}).get("grade"):

@@ -1,7 +1,7 @@
 """Compare a grading run with a table of expected results, as the sample class's is.
 
 The expected table names, per student and notebook, the test cells that must fail and the
-status; the expected points are computed from the source notebooks' points, so the table
+status. The expected points are computed from the source notebooks' points, so the table
 never carries a score of its own that could drift from the notebooks.
 """
 
@@ -18,7 +18,7 @@ from .report import read_grades_csv
 
 @dataclass(frozen=True)
 class Expectation:
-    """What one student's notebook must score."""
+    """The expected result of one student's notebook."""
 
     student: str
     assignment: str

@@ -2,10 +2,12 @@
 
 Stock nbgrader 0.9.6 skips a deleted test cell, so the notebook loses nothing for it and a
 resubmission without the cell keeps the score of the earlier run. Its own option for this
-(``OverwriteCells.add_missing_cells``) fails when the cell before the deleted one is not a
-grade or solution cell. Here each missing cell is taken from the release notebook and put
-after the nearest earlier nbgrader cell that the student kept; nbgrader's OverwriteCells then
-replaces its source with the source version, hidden tests included.
+(``OverwriteCells.add_missing_cells``) raises KeyError when the cell before the deleted one is
+not a grade or solution cell.
+
+Here each missing cell is taken from the release notebook and put after the nearest earlier
+nbgrader cell that the student kept. nbgrader's OverwriteCells then replaces the source of a
+restored test cell with the source version, hidden tests included.
 """
 
 from __future__ import annotations

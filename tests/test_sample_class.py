@@ -54,9 +54,11 @@ def test_sample_class_is_generated(tmp_path):
     pending = [comparison]
     while pending:
         current = pending.pop()
-        assert not current.left_only and not current.right_only, "run `make sample-class` and commit it"
+        assert not current.left_only, f"missing from the committed sample class: {current.left_only}"
+        assert not current.right_only, f"not generated any more: {current.right_only}"
         _, mismatch, errors = filecmp.cmpfiles(current.left, current.right, current.common_files, shallow=False)
-        assert not mismatch and not errors, f"{mismatch} differ: run `make sample-class` and commit it"
+        assert not mismatch, f"{mismatch} differ: run `make sample-class` and commit the result"
+        assert not errors, f"{errors} could not be compared"
         pending.extend(current.subdirs.values())
 
 
