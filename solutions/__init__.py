@@ -4,7 +4,7 @@ This package is never released to students. The grading pipeline puts it on the 
 only while it autogrades submissions.
 """
 
-from solutions.conv import Conv2D, MaxPool2D
+from solutions.conv import Conv2D, MaxPool2D, conv2d_forward_fast
 from solutions.recurrent import LSTM, LSTMCell, RNNCell
 
-__all__ = ["Conv2D", "LSTM", "LSTMCell", "MaxPool2D", "RNNCell"]
+__all__ = ["Conv2D", "LSTM", "LSTMCell", "MaxPool2D", "RNNCell", "conv2d_forward_fast"]

@@ -1,14 +1,14 @@
 """Reference Conv2D and MaxPool2D layers, vectorized with sliding windows.
 
-Both layers work on images in (N, C, H, W) layout and compute their output from a strided view
-of every receptive field, so no Python loop runs over pixels or batch items.
+Both layers work on images in (N, C, H, W) layout. Forward computes its output from a strided view
+of every receptive field, so no Python loop runs over pixels or batch items. Backward loops only
+over the k*k offsets inside a window: for one offset (p, q), the input pixels that the windows see
+there form a strided slice of the input, so each offset scatters the whole upstream gradient at
+once, and pixels that several windows share add up.
 """
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-# TODO: add Conv2D.backward(dout) and MaxPool2D.backward(dout). Each forward will then have to keep
-# on the layer what its backward needs (the padded input for Conv2D, the argmax positions for MaxPool2D).
 
 
 def output_size(size: int, kernel_size: int, stride: int, padding: int = 0) -> int:
@@ -26,14 +26,31 @@ def _output_dtype(array: np.ndarray) -> np.dtype:
 def _validate_images(X: np.ndarray, layer: str, kernel_size: int, padding: int) -> None:
     """Raise ValueError unless X is a 4-D batch of images that is at least one window tall and wide."""
     if X.ndim != 4:
-        raise ValueError(f"{layer}.forward expects X of shape (N, C, H, W), got an array of shape {X.shape}")
+        raise ValueError(f"{layer} expects X of shape (N, C, H, W), got an array of shape {X.shape}")
 
     height, width = X.shape[2] + 2 * padding, X.shape[3] + 2 * padding
     if height < kernel_size or width < kernel_size:
         raise ValueError(
-            f"{layer}.forward: input of height {X.shape[2]} and width {X.shape[3]} with padding {padding} "
+            f"{layer}: input of height {X.shape[2]} and width {X.shape[3]} with padding {padding} "
             f"is smaller than the kernel_size {kernel_size}"
         )
+
+
+def _validate_upstream(dout: np.ndarray, layer: str, expected_shape: tuple[int, ...]) -> None:
+    """Raise ValueError unless dout has the shape of the last forward's output."""
+    if np.shape(dout) != expected_shape:
+        raise ValueError(
+            f"{layer}.backward expects dout of the shape of the last forward's output {expected_shape}, "
+            f"got an array of shape {np.shape(dout)}"
+        )
+
+
+def _forward_input(layer: object, name: str) -> np.ndarray:
+    """Return the input that the last forward stored, or raise RuntimeError if forward never ran."""
+    X = getattr(layer, "X", None)
+    if X is None:
+        raise RuntimeError(f"{name}.backward needs the input of the last forward, so call forward first")
+    return X
 
 
 def _windows(X: np.ndarray, kernel_size: int, stride: int) -> np.ndarray:
@@ -45,10 +62,58 @@ def _windows(X: np.ndarray, kernel_size: int, stride: int) -> np.ndarray:
     return every_position[:, :, ::stride, ::stride]
 
 
+def _offset_slices(p: int, q: int, H_out: int, W_out: int, stride: int) -> tuple[slice, slice, slice, slice]:
+    """Index the pixels at offset (p, q) of every window: row p + i*stride, column q + j*stride."""
+    rows = slice(p, p + stride * (H_out - 1) + 1, stride)
+    columns = slice(q, q + stride * (W_out - 1) + 1, stride)
+    return slice(None), slice(None), rows, columns
+
+
+def _pad(X: np.ndarray, padding: int) -> np.ndarray:
+    return np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+
+
+def _cross_correlate(
+    X: np.ndarray, filters: np.ndarray, bias: np.ndarray, stride: int, padding: int
+) -> np.ndarray:
+    """Compute the Conv2D forward pass on validated arrays: (N, C, H, W) to (N, F, H_out, W_out)."""
+    X_padded = _pad(X, padding)
+
+    windows = _windows(X_padded, filters.shape[2], stride)
+
+    # Sum over channels and both kernel axes: (N, H_out, W_out, F).
+    products = np.tensordot(windows, filters, axes=([1, 4, 5], [1, 2, 3]))
+
+    out = products.transpose(0, 3, 1, 2) + bias[:, np.newaxis, np.newaxis]
+    return np.ascontiguousarray(out, dtype=_output_dtype(X))
+
+
+def conv2d_forward_fast(
+    X: np.ndarray, filters: np.ndarray, bias: np.ndarray, stride: int = 1, padding: int = 0
+) -> np.ndarray:
+    """Cross-correlate a batch of images with filters (F, C, k, k) and add bias (F,), without loops.
+
+    X: (N, C, H, W). Returns (N, F, H_out, W_out) with H_out = (H + 2*padding - k) // stride + 1,
+    and likewise W_out. It computes exactly what Conv2D.forward computes.
+    """
+    _validate_images(X, "conv2d_forward_fast", filters.shape[2], padding)
+    if filters.ndim != 4 or filters.shape[2] != filters.shape[3] or filters.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"conv2d_forward_fast expects filters of shape (F, {X.shape[1]}, k, k) for X of shape {X.shape}, "
+            f"got filters of shape {filters.shape}"
+        )
+    if bias.shape != (filters.shape[0],):
+        raise ValueError(
+            f"conv2d_forward_fast expects bias of shape ({filters.shape[0]},), got an array of shape {bias.shape}"
+        )
+    return _cross_correlate(X, filters, bias, stride, padding)
+
+
 class Conv2D:
     """2-D convolution layer (cross-correlation, as in PyTorch) with zero padding and a stride.
 
-    Parameters: filters (F, C, k, k) and bias (F,).
+    Parameters: filters (F, C, k, k) and bias (F,). Gradients after backward: dfilters and dbias.
+    forward keeps its input in X for backward.
     """
 
     def __init__(
@@ -64,36 +129,68 @@ class Conv2D:
         self.filters = np.random.randn(out_channels, in_channels, kernel_size, kernel_size) * np.sqrt(2.0 / fan_in)
         self.bias = np.zeros(out_channels)
 
+        self.X: np.ndarray | None = None
+
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Cross-correlate a batch of images with the filters and add the bias.
 
         X: (N, C, H, W). Returns (N, F, H_out, W_out) with H_out = (H + 2*padding - k) // stride + 1,
         and likewise W_out. The kernel is not flipped.
         """
-        _validate_images(X, "Conv2D", self.kernel_size, self.padding)
+        _validate_images(X, "Conv2D.forward", self.kernel_size, self.padding)
         if X.shape[1] != self.filters.shape[1]:
             raise ValueError(
                 f"Conv2D.forward expects {self.filters.shape[1]} input channels, got X of shape {X.shape}"
             )
 
-        p = self.padding
-        X_padded = np.pad(X, ((0, 0), (0, 0), (p, p), (p, p)))
+        self.X = X
+        return _cross_correlate(X, self.filters, self.bias, self.stride, self.padding)
 
-        windows = _windows(X_padded, self.kernel_size, self.stride)
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Back-propagate dout (N, F, H_out, W_out) through the last forward and return dX (N, C, H, W).
 
-        # Sum over channels and both kernel axes: (N, H_out, W_out, F).
-        products = np.tensordot(windows, self.filters, axes=([1, 4, 5], [1, 2, 3]))
+        Stores dfilters (F, C, k, k) and dbias (F,), replacing the previous ones. dX is the gradient
+        with respect to the unpadded input: the gradient that reaches the padding is cropped off.
+        """
+        X = _forward_input(self, "Conv2D")
+        k, stride, p = self.kernel_size, self.stride, self.padding
+        N, C, H, W = X.shape
+        F = self.filters.shape[0]
+        H_out, W_out = output_size(H, k, stride, p), output_size(W, k, stride, p)
+        _validate_upstream(dout, "Conv2D", (N, F, H_out, W_out))
 
-        out = products.transpose(0, 3, 1, 2) + self.bias[:, np.newaxis, np.newaxis]
-        return np.ascontiguousarray(out, dtype=_output_dtype(X))
+        X_padded = _pad(X, p)
+        windows = _windows(X_padded, k, stride)
+
+        self.dbias = dout.sum(axis=(0, 2, 3)).astype(self.bias.dtype, copy=False)
+
+        # dfilters[f, c, p, q] = sum over n, i, j of dout[n, f, i, j] * window[n, c, i, j, p, q].
+        dfilters = np.tensordot(dout, windows, axes=([0, 2, 3], [0, 2, 3]))
+        self.dfilters = dfilters.astype(self.filters.dtype, copy=False)
+
+        # Each output pixel sends dout[n, f, i, j] * filters[f, :, p, q] to the input pixel at offset
+        # (p, q) of its window. contributions has shape (N, C, k, k, H_out, W_out).
+        contributions = np.tensordot(self.filters, dout, axes=([0], [1])).transpose(3, 0, 1, 2, 4, 5)
+        dX_padded = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=contributions.dtype)
+        for row in range(k):
+            for column in range(k):
+                dX_padded[_offset_slices(row, column, H_out, W_out, stride)] += contributions[:, :, row, column]
+
+        dX = dX_padded[:, :, p : p + H, p : p + W]
+        return np.ascontiguousarray(dX, dtype=_output_dtype(X))
 
 
 class MaxPool2D:
-    """2-D max pooling over square windows, without padding."""
+    """2-D max pooling over square windows, without padding.
+
+    forward keeps its input in X for backward.
+    """
 
     def __init__(self, kernel_size: int = 2, stride: int = 2) -> None:
         self.kernel_size = kernel_size
         self.stride = stride
+
+        self.X: np.ndarray | None = None
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Take the maximum of each window of each channel.
@@ -101,8 +198,33 @@ class MaxPool2D:
         X: (N, C, H, W). Returns (N, C, H_out, W_out) with H_out = (H - k) // stride + 1, and likewise
         W_out. Rows and columns that do not fill a whole window are ignored. The dtype of X is kept.
         """
-        _validate_images(X, "MaxPool2D", self.kernel_size, padding=0)
+        _validate_images(X, "MaxPool2D.forward", self.kernel_size, padding=0)
 
+        self.X = X
         windows = _windows(X, self.kernel_size, self.stride)
 
         return windows.max(axis=(4, 5))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Back-propagate dout (N, C, H_out, W_out) through the last forward and return dX (N, C, H, W).
+
+        Each window sends its whole gradient to the entry that holds its maximum. When several
+        entries tie for the maximum, the first of them in row-major order gets it, which is the
+        entry np.argmax picks in the flattened window. A pixel that is the maximum of several
+        overlapping windows receives the sum of their gradients.
+        """
+        X = _forward_input(self, "MaxPool2D")
+        k, stride = self.kernel_size, self.stride
+        N, C, H, W = X.shape
+        H_out, W_out = output_size(H, k, stride), output_size(W, k, stride)
+        _validate_upstream(dout, "MaxPool2D", (N, C, H_out, W_out))
+
+        windows = _windows(X, k, stride).reshape(N, C, H_out, W_out, k * k)
+        first_maximum = windows.argmax(axis=4)
+
+        dX = np.zeros((N, C, H, W), dtype=np.result_type(_output_dtype(X), dout.dtype))
+        for row in range(k):
+            for column in range(k):
+                at_offset = first_maximum == row * k + column
+                dX[_offset_slices(row, column, H_out, W_out, stride)] += np.where(at_offset, dout, 0)
+        return dX.astype(_output_dtype(X), copy=False)
