@@ -65,7 +65,7 @@ def run_grade(args: argparse.Namespace) -> int:
         if not (args.course / "nbgrader_config.py").is_file():
             raise UsageError(f"Course folder '{args.course}' has no nbgrader_config.py. Pass the folder that "
                              "contains nbgrader_config.py and source/ to --course.")
-        intake = read_submissions(args.submissions, args.assignment, args.course / "source")
+        intake = read_submissions(args.submissions, args.assignment, args.course / "source", args.report)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -38,7 +38,13 @@ class Intake:
 
     students: list[str]
     submissions: list[NotebookSubmission]
-    input_errors: list[str] = field(default_factory=list)
+    input_errors: list[str] = field(default_factory=list)  # full messages for the instructor
+    student_notes: dict[str, list[str]] = field(default_factory=dict)  # short notes for grades.csv
+
+    def add_problem(self, student: str, problem: str, advice: str) -> None:
+        """Record a file or folder of ``student`` that was not graded, and what to do about it."""
+        self.input_errors.append(f"Student '{student}': {problem}. {advice}")
+        self.student_notes.setdefault(student, []).append(problem)
 
 
 def _is_hidden(path: Path) -> bool:
@@ -52,9 +58,11 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     except (OSError, UnicodeDecodeError) as err:
         return None, f"the file cannot be read as UTF-8 text ({err})"
     try:
-        json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         return None, f"the file is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+    if not isinstance(data, dict) or "cells" not in data:
+        return None, "the file is JSON but not a Jupyter notebook (it has no list of cells)"
     try:
         notebook = nbformat.reads(text, as_version=4)
     except Exception as err:  # nbformat raises several types for malformed notebooks
@@ -66,8 +74,29 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     return notebook, ""
 
 
+def _check_layout(submissions_dir: Path, students: list[str], known: list[str]) -> None:
+    """Raise UsageError when no student folder contains an assignment folder, naming the likely right folder."""
+    if any((submissions_dir / student / name).is_dir() for student in students for name in known):
+        return
+    hint = "check that you passed the right folder"
+    if any((submissions_dir / name).is_dir() for name in known):
+        hint = f"'{submissions_dir}' looks like one student's folder: pass its parent, '{submissions_dir.parent}'"
+    else:
+        for student in students:
+            child = submissions_dir / student
+            if any((grandchild / name).is_dir() for grandchild in child.iterdir() if grandchild.is_dir()
+                   for name in known):
+                hint = f"the student folders seem to be one level down: pass '{child}'"
+                break
+    raise UsageError(
+        f"None of the {len(students)} folders in '{submissions_dir}' contains an assignment folder "
+        f"({', '.join(known)}). Expected the layout {LAYOUT}; {hint}."
+    )
+
+
 def read_submissions(
-    submissions_dir: Path, assignments: list[str] | None = None, source_dir: Path = SOURCE_DIR
+    submissions_dir: Path, assignments: list[str] | None = None, source_dir: Path = SOURCE_DIR,
+    report_dir: Path | None = None,
 ) -> Intake:
     """Scan ``submissions_dir``; raise UsageError when nothing there can be graded at all."""
     known = list_assignments(source_dir)
@@ -85,6 +114,11 @@ def read_submissions(
         )
     if not submissions_dir.is_dir():
         raise UsageError(f"'{submissions_dir}' is a file, not a folder. Pass the folder laid out as {LAYOUT}.")
+    if report_dir is not None and report_dir.resolve().is_relative_to(submissions_dir.resolve()):
+        raise UsageError(
+            f"Report folder '{report_dir}' lies inside the submissions folder '{submissions_dir}', which is never "
+            "written. Pass a --report folder outside it."
+        )
 
     students = sorted(path.name for path in submissions_dir.iterdir() if path.is_dir() and not _is_hidden(path))
     if not students:
@@ -92,25 +126,23 @@ def read_submissions(
             f"Submissions folder '{submissions_dir}' contains no student folders. "
             f"Expected the layout {LAYOUT}; check that you passed the right folder."
         )
+    _check_layout(submissions_dir, students, known)
 
-    input_errors: list[str] = []
+    intake = Intake(students, [])
     wanted = assignments or known
     for student in students:
         for entry in sorted((submissions_dir / student).iterdir()):
             if _is_hidden(entry):
                 continue
             if entry.is_dir() and entry.name not in known:
-                input_errors.append(
-                    f"Student '{student}': unknown assignment folder '{entry.name}' was not graded. "
-                    f"Known assignments: {', '.join(known)}. Rename the folder to the assignment it belongs to."
-                )
+                intake.add_problem(
+                    student, f"folder '{entry.name}' is not an assignment and was not graded",
+                    f"Known assignments: {', '.join(known)}. Rename the folder to the assignment it belongs to.")
             elif entry.is_file():
-                input_errors.append(
-                    f"Student '{student}': file '{entry.name}' is not inside an assignment folder and was not graded. "
-                    f"Move it to {student}/<assignment>/."
-                )
+                intake.add_problem(
+                    student, f"file '{entry.name}' is not inside an assignment folder and was not graded",
+                    f"Move it to {student}/<assignment>/.")
 
-    submissions = []
     for assignment in wanted:
         expected = list_notebooks(assignment, source_dir)
         for student in students:
@@ -118,12 +150,11 @@ def read_submissions(
             if folder.is_dir():
                 for extra in sorted(folder.glob("*.ipynb")):
                     if extra.stem not in expected and not _is_hidden(extra):
-                        input_errors.append(
-                            f"Student '{student}': notebook '{assignment}/{extra.name}' is not part of assignment "
-                            f"'{assignment}' and was not graded. Expected notebooks: "
-                            f"{', '.join(name + '.ipynb' for name in expected)}. Rename it to the notebook it "
-                            "answers, or remove it."
-                        )
+                        intake.add_problem(
+                            student, f"notebook '{assignment}/{extra.name}' is not part of assignment "
+                            f"'{assignment}' and was not graded",
+                            f"Expected notebooks: {', '.join(name + '.ipynb' for name in expected)}. "
+                            "Rename it to the notebook it answers, or remove it.")
             for notebook in expected:
                 submission = NotebookSubmission(student, assignment, notebook)
                 path = folder / f"{notebook}.ipynb"
@@ -132,5 +163,5 @@ def read_submissions(
                 else:
                     submission.path = path
                     submission.content, submission.problem = read_notebook(path)
-                submissions.append(submission)
-    return Intake(students, submissions, input_errors)
+                intake.submissions.append(submission)
+    return intake

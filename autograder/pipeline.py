@@ -9,6 +9,7 @@ no score from an earlier run survives a failed or missing notebook.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
@@ -48,8 +49,20 @@ c.BoundedExecute.log_dir = {log_dir!r}
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 """
 
+# File that marks a folder as a workspace of this grader, so that a new run may delete it.
+WORKSPACE_MARKER = ".autograder-workspace"
+
 # Seconds an nbgrader command may take beyond the notebooks' own time budget.
 COMMAND_OVERHEAD_SECONDS = 120
+
+
+FAILURE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{notebook}: not graded</title></head>
+<body><h1>{notebook}.ipynb: 0 of {max_points} points</h1>
+<p>This notebook could not be graded: {reason}.</p>
+<p>Open it in JupyterLab, check that it runs from top to bottom, save it and submit it again.</p>
+</body></html>
+"""
 
 
 @dataclass
@@ -88,8 +101,18 @@ class Workspace:
         self.options = options
 
     def prepare(self, assignments: list[str]) -> None:
-        """Copy the source notebooks and write the grading configuration."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Start a new workspace: copy the source notebooks and write the grading configuration.
+
+        Every run starts from an empty gradebook, so no score of an earlier run can survive.
+        """
+        if self.root.exists():
+            if not (self.root / WORKSPACE_MARKER).exists():
+                raise GradingError(f"'{self.root}' exists but was not made by this grader, so it is left alone. "
+                                   "Pass a new --report folder.")
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True)
+        (self.root / WORKSPACE_MARKER).write_text("Working nbgrader course of `python -m autograder grade`; "
+                                                  "each run deletes and rebuilds this folder.\n")
         for assignment in assignments:
             target = self.root / "source" / assignment
             if target.exists():
@@ -226,6 +249,9 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
 
 def write_feedback(workspace: Workspace, report_dir: Path, assignment: str, students: list[str]) -> list[str]:
     """Generate feedback pages and copy them to ``OUT/feedback``; return the students it failed for."""
+    students = [student for student in students if (workspace.root / "autograded" / student / assignment).is_dir()]
+    if not students:
+        return []
     result = workspace.run("generate_feedback", assignment, "--force", timeout=COMMAND_OVERHEAD_SECONDS * 5)
     failed = []
     if result.returncode != 0:
@@ -240,20 +266,28 @@ def write_feedback(workspace: Workspace, report_dir: Path, assignment: str, stud
 
     for student in students:
         source = workspace.root / "feedback" / student / assignment
-        target = report_dir / "feedback" / student / assignment
-        if target.exists():
-            shutil.rmtree(target)
         if source.exists():
-            shutil.copytree(source, target)
+            shutil.copytree(source, report_dir / "feedback" / student / assignment, dirs_exist_ok=True)
     return failed
+
+
+def write_failure_pages(report_dir: Path, results: list["NotebookResult"]) -> None:
+    """Write a short feedback page for each notebook that was not autograded, with the reason."""
+    for row in results:
+        page = report_dir / "feedback" / row.student / row.assignment / f"{row.notebook}.html"
+        if page.exists():
+            continue
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(FAILURE_PAGE.format(notebook=html.escape(row.notebook), reason=html.escape(row.reason),
+                                            max_points=f"{row.max_points:g}"))
 
 
 def export_gradebook(workspace: Workspace, report_dir: Path) -> None:
     """Write nbgrader's own per-assignment export next to grades.csv."""
-    target = report_dir / "nbgrader_export.csv"
+    target = report_dir.resolve() / "nbgrader_export.csv"
     result = workspace.run("export", "--to", str(target), timeout=COMMAND_OVERHEAD_SECONDS)
     if result.returncode != 0:
-        log.error("nbgrader export failed: %s", _error_summary(result))
+        raise GradingError(f"nbgrader export failed: {_error_summary(result)}")
 
 
 def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
@@ -262,6 +296,12 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
     assignments = sorted({submission.assignment for submission in intake.submissions})
     workspace = Workspace(report_dir, options, course_dir)
     workspace.prepare(assignments)
+    for output in ("feedback", "grades.csv", "nbgrader_export.csv"):
+        path = report_dir / output
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
     results: list[NotebookResult] = []
     for assignment in assignments:
@@ -282,5 +322,9 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
                 if row.student == student and row.assignment == assignment:
                     row.reason = "; ".join(filter(None, [row.reason, "feedback page could not be generated"]))
 
+    for row in results:
+        notes = intake.student_notes.get(row.student, [])
+        row.reason = "; ".join(filter(None, [row.reason, *notes]))
+    write_failure_pages(report_dir, [row for row in results if row.status == "failed"])
     export_gradebook(workspace, report_dir)
     return results

@@ -159,3 +159,81 @@ def test_notebook_time_budget_skips_later_tests(release, tmp_path):
     assert row["status"] == "failed"
     assert row["points"] == "3"  # the add tests passed; mul_visible never ran
     assert "6 s" in row["reason"]
+
+
+def test_invalid_notebook_gets_failure_page(broken_class):
+    _, report, _, _ = broken_class
+    page = (report / "feedback" / "dave_invalid_json" / ASSIGNMENT / "probe.html").read_text()
+    assert "could not be graded" in page
+    assert "not valid JSON" in page
+
+
+def test_json_without_cells_rejected(release, tmp_path):
+    submissions = tmp_path / "submitted"
+    write_submission(release, submissions, "ivan", CORRECT)
+    (submissions / "ivan" / ASSIGNMENT / "probe.ipynb").write_text("{}")
+    result = grade(submissions, tmp_path / "report")
+    row = rows_by_student(tmp_path / "report")["ivan"]
+    assert result.returncode == 0, result.stderr
+    assert row["reason"] == "the file is JSON but not a Jupyter notebook (it has no list of cells)"
+
+
+def test_report_inside_submissions_rejected(release, tmp_path):
+    write_submission(release, tmp_path, "jane", CORRECT)
+    result = grade(tmp_path, tmp_path / "report")
+    assert result.returncode == 2
+    assert "lies inside the submissions folder" in result.stderr
+    assert not (tmp_path / "report").exists()
+
+
+def test_parent_folder_suggests_child(release, tmp_path):
+    write_submission(release, tmp_path / "submitted", "kate", CORRECT)
+    result = grade(tmp_path, tmp_path.parent / f"{tmp_path.name}-report")
+    assert result.returncode == 2
+    assert f"pass '{tmp_path / 'submitted'}'" in result.stderr
+
+
+def test_student_folder_suggests_parent(release, tmp_path):
+    write_submission(release, tmp_path, "liam", CORRECT)
+    result = grade(tmp_path / "liam", tmp_path.parent / f"{tmp_path.name}-report")
+    assert result.returncode == 2
+    assert "looks like one student's folder" in result.stderr
+
+
+def test_input_problems_named_in_grades(release, tmp_path):
+    submissions = tmp_path / "submitted"
+    write_submission(release, submissions, "mona", CORRECT)
+    (submissions / "mona" / ASSIGNMENT / "notes.ipynb").write_text("{}")
+    (submissions / "noah" / "Probe").mkdir(parents=True)
+    result = grade(submissions, tmp_path / "report")
+    rows = rows_by_student(tmp_path / "report")
+    assert result.returncode == 2
+    assert "notes.ipynb" in result.stderr
+    assert rows["mona"]["points"] == "6"
+    assert "notebook 'probe/notes.ipynb' is not part of assignment 'probe'" in rows["mona"]["reason"]
+    assert rows["noah"]["status"] == "failed"
+    assert "folder 'Probe' is not an assignment" in rows["noah"]["reason"]
+
+
+def test_reused_report_keeps_only_this_run(release, tmp_path):
+    first = tmp_path / "first"
+    write_submission(release, first, "olga", CORRECT)
+    write_submission(release, first, "paul", CORRECT)
+    report = tmp_path / "report"
+    assert grade(first, report).returncode == 0
+    second = tmp_path / "second"
+    write_submission(release, second, "olga", CORRECT)
+    assert grade(second, report).returncode == 0
+    assert sorted(path.name for path in (report / "feedback").iterdir()) == ["olga"]
+    assert "paul" not in (report / "nbgrader_export.csv").read_text()
+    assert list(rows_by_student(report)) == ["olga"]
+
+
+def test_foreign_nbgrader_folder_left_alone(release, tmp_path):
+    write_submission(release, tmp_path / "submitted", "quinn", CORRECT)
+    (tmp_path / "report" / "nbgrader").mkdir(parents=True)
+    (tmp_path / "report" / "nbgrader" / "keep.txt").write_text("instructor's file")
+    result = grade(tmp_path / "submitted", tmp_path / "report")
+    assert result.returncode == 1
+    assert "was not made by this grader" in result.stderr
+    assert (tmp_path / "report" / "nbgrader" / "keep.txt").exists()
