@@ -18,7 +18,7 @@ DEMO_REPORT := out/demo
 # Short limits keep the sample infinite loop cheap: 4 interrupted cells of 10 s each.
 DEMO_LIMITS := --cell-timeout 10 --notebook-timeout 120
 
-.PHONY: help venv demo test release sample-class grade feedback lab clean distclean
+.PHONY: help venv demo test release sample-class grade feedback lab weights clean distclean
 
 help:
 	@echo "make demo      create .venv, release the notebooks, grade the sample class, print the score table"
@@ -28,6 +28,7 @@ help:
 	@echo "make sample-class  regenerate the sample submissions after a notebook changed"
 	@echo "make grade SUBMISSIONS=DIR REPORT=OUT   grade DIR/<student>/<assignment>/<notebook>.ipynb"
 	@echo "make feedback REPORT=OUT                regenerate the feedback pages of a grading run"
+	@echo "make weights   retrain the notebooks' small models with solutions/ and rewrite course/source/cnn_rnn/weights/"
 	@echo "make clean     remove grading output and caches (keeps .venv and student_work/)"
 
 $(VENV)/.installed: requirements.txt
@@ -67,6 +68,9 @@ lab: venv
 	  target="student_work/$$(basename "$$notebook")"; \
 	  [ -e "$$target" ] || cp "$$notebook" "$$target"; done
 	$(PYTHON) -m jupyterlab --notebook-dir=student_work --ip=127.0.0.1
+
+weights: venv
+	$(PYTHON) course/make_weights.py
 
 clean:
 	rm -rf out course/submitted course/autograded course/feedback course/gradebook.db course/.nbgrader.log .pytest_cache
