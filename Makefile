@@ -23,7 +23,7 @@ DEMO_LIMITS := --cell-timeout 10 --notebook-timeout 120
 help:
 	@echo "make demo      create .venv, release the notebooks, grade the sample class, print the score table"
 	@echo "make test      create .venv and run the test suite"
-	@echo "make lab       start JupyterLab on a copy of the student notebooks (in student_work/)"
+	@echo "make lab       start JupyterLab on a copy of the student notebooks (in student_work/); LAB_OPTIONS=... adds options"
 	@echo "make release   regenerate course/release/ from course/source/"
 	@echo "make sample-class  regenerate the sample submissions after a notebook changed"
 	@echo "make grade SUBMISSIONS=DIR REPORT=OUT   grade DIR/<student>/<assignment>/<notebook>.ipynb"
@@ -64,10 +64,9 @@ feedback: venv
 
 lab: venv
 	@mkdir -p student_work
-	@for notebook in course/release/*/*.ipynb; do \
-	  target="student_work/$$(basename "$$notebook")"; \
-	  [ -e "$$target" ] || cp "$$notebook" "$$target"; done
-	$(PYTHON) -m jupyterlab --notebook-dir=student_work --ip=127.0.0.1
+	@# Copy the release (notebooks and their helper package) without overwriting the student's files.
+	@for assignment in course/release/*/; do cp -R -n "$$assignment". student_work/; done
+	$(PYTHON) -m jupyterlab --notebook-dir=student_work --ip=127.0.0.1 --no-browser $(LAB_OPTIONS)
 
 weights: venv
 	$(PYTHON) course/make_weights.py
