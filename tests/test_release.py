@@ -36,6 +36,12 @@ def region_lines(pattern: re.Pattern, notebook_path: Path) -> set[str]:
     return lines
 
 
+def tracked_files(folder: Path) -> list[Path]:
+    """Return the files under ``folder`` that git would track (no caches), relative to it."""
+    return sorted(path.relative_to(folder) for path in folder.rglob("*")
+                  if path.is_file() and not {"__pycache__", ".ipynb_checkpoints"} & set(path.parts))
+
+
 def test_every_source_notebook_released():
     assert [path.relative_to(SOURCE_DIR) for path in SOURCE_NOTEBOOKS] == \
         [path.relative_to(RELEASE_DIR) for path in RELEASE_NOTEBOOKS]
@@ -52,8 +58,8 @@ def test_release_equals_generated(assignment, tmp_path):
 
     generated = course / "release" / assignment
     committed = RELEASE_DIR / assignment
-    generated_files = sorted(p.relative_to(generated) for p in generated.rglob("*") if p.is_file())
-    committed_files = sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+    generated_files = tracked_files(generated)
+    committed_files = tracked_files(committed)
     assert committed_files == generated_files, "run `make release` and commit course/release/"
     for name in generated_files:
         assert filecmp.cmp(generated / name, committed / name, shallow=False), \
@@ -83,14 +89,30 @@ def test_release_has_no_model_answers(path):
 
 
 def test_release_contains_no_reference_files():
-    references = {path.name: path.read_bytes() for path in (REPO_ROOT / "solutions").rglob("*.py")}
-    for path in (COURSE_DIR / "release").rglob("*"):
-        if path.is_file():
-            assert path.read_bytes() not in references.values(), f"{path} is a copy of a solutions/ file"
-            assert path.name not in references or path.suffix != ".py", f"{path} has the name of a solutions/ module"
-    for path in (COURSE_DIR / "source").rglob("*"):
-        assert path.suffix in {".ipynb", ""} or path.is_dir(), \
-            f"{path} lies in source/, and nbgrader copies every file there into the release"
+    references = {path.read_bytes() for path in (REPO_ROOT / "solutions").rglob("*.py")}
+    reference_names = {path.name for path in (REPO_ROOT / "solutions").rglob("*.py")} - {"__init__.py"}
+    for folder in (SOURCE_DIR, RELEASE_DIR):
+        for path in folder.rglob("*"):
+            if not path.is_file():
+                continue
+            assert path.read_bytes() not in references, f"{path} is a copy of a solutions/ file"
+            assert path.name not in reference_names, f"{path} has the name of a solutions/ module"
+
+
+@pytest.mark.parametrize("path", sorted(SOURCE_DIR.rglob("*.py")), ids=lambda p: p.name)
+def test_released_code_imports_no_hidden_package(path):
+    # nbgrader copies every file under source/<assignment>/ into the release, so these reach students.
+    text = path.read_text()
+    for hidden in ("solutions", "autograder"):
+        assert f"import {hidden}" not in text, f"{path} imports {hidden}"
+        assert f"from {hidden}" not in text, f"{path} imports from {hidden}"
+
+
+def test_source_holds_only_notebooks_helpers_and_weights():
+    allowed = {".ipynb", ".py", ".npz"}
+    for path in SOURCE_DIR.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert path.suffix in allowed, f"unexpected file {path}: everything in source/ is released to students"
 
 
 @pytest.mark.parametrize("path", SOURCE_NOTEBOOKS + RELEASE_NOTEBOOKS,
