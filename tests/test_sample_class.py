@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import filecmp
 import io
 import os
@@ -87,24 +88,13 @@ def test_failing_cells_match_expected(graded, expectation):
     if expectation.failing_cells == ("*",) and expectation.status == "failed":
         assert not autograded.exists(), "a notebook that cannot be read must not be autograded"
         return
-    failing = failing_cells(autograded)
-    if expectation.failing_cells == ("*",):
-        source = COURSE_DIR / "source" / expectation.assignment / f"{expectation.notebook}.ipynb"
-        assert failing == failing_cells_all(source)
-    else:
-        assert failing == set(expectation.failing_cells)
-
-
-def failing_cells_all(source: Path) -> set[str]:
-    notebook = nbformat.read(os.fspath(source), as_version=4)
-    return {cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells
-            if cell.metadata.get("nbgrader", {}).get("grade") and not cell.metadata["nbgrader"].get("solution")}
+    assert failing_cells(autograded) == expectation.failing_ids()
 
 
 def test_score_table_printed(graded):
     result, _ = graded
     assert result.stdout.splitlines()[0].split() == ["student", "conv_pool", "rnn_lstm", "total"]
-    assert "ada_complete       14/14      16/16     30/30" in result.stdout
+    assert re.search(r"^ada_complete +34/34 +33/33 +67/67$", result.stdout, re.M), result.stdout
 
 
 def test_feedback_pages_hide_hidden_tests(graded):

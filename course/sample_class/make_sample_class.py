@@ -45,8 +45,27 @@ MISTAKES: dict[str, Mistake] = {
     ]},
     # A misspelt attribute: RNNCell.forward raises AttributeError on every call.
     "rnn_raises": {"rnn_answer": [("inputs[t] @ self.W_xh", "inputs[t] @ self.W_xy")]},
-    # A while loop whose counter never moves: every call of MaxPool2D.forward runs forever.
-    "pool_infinite_loop": {"maxpool2d_answer": [("for i in range(H_out):", "i = 0\n                while i < H_out:")]},
+    # Overlapping pooling windows overwrite each other's gradient instead of adding to it.
+    "pool_backward_assigns": {"maxpool2d_backward_answer": [
+        ("dX[n, c, top + u, left + v] += dout[n, c, i, j]", "dX[n, c, top + u, left + v] = dout[n, c, i, j]"),
+    ]},
+    # The input gradient keeps the rows and columns of the zero padding.
+    "conv_backward_not_cropped": {"conv2d_backward_answer": [
+        ("return dX_padded[:, :, p:p + H, p:p + W]", "return dX_padded"),
+    ]},
+    # BPTT without the gradient that h_t receives from step t + 1.
+    "rnn_backward_not_carried": {"rnn_backward_answer": [
+        ("dh = d_outputs[t] @ self.W_hy.T + dh_next", "dh = d_outputs[t] @ self.W_hy.T"),
+    ]},
+    # backward_step overwrites dW and db, so only the last step back-propagated counts.
+    "lstm_backward_assigns": {"lstm_cell_backward_answer": [
+        ("self.dW += concat.T @ dz", "self.dW = concat.T @ dz"),
+        ("self.db += dz.sum(axis=0)", "self.db = dz.sum(axis=0)"),
+    ]},
+    # A while loop whose counter never moves: every call of RNNCell.backward runs forever.
+    "rnn_backward_infinite_loop": {"rnn_backward_answer": [
+        ("for t in reversed(range(T)):", "t = T - 1\n        while t >= 0:"),
+    ]},
 }
 
 
@@ -110,17 +129,26 @@ def sample_class() -> dict[str, dict[str, nbformat.NotebookNode | str]]:
     return {
         "ada_complete": complete,
         "ben_untouched": {name: submission(name, answered=set()) for name in ("conv_pool", "rnn_lstm")},
-        "chen_partial": {"conv_pool": submission("conv_pool", answered={"conv2d_answer"}),
-                         "rnn_lstm": submission("rnn_lstm", answered={"rnn_answer"})},
+        "chen_partial": {"conv_pool": submission("conv_pool", answered={"conv2d_answer", "maxpool2d_answer"}),
+                         "rnn_lstm": submission("rnn_lstm", answered={"rnn_answer", "lstm_cell_answer"})},
         "dana_conv_padding": {**complete, "conv_pool": submission("conv_pool", mistake=MISTAKES["conv_padding_one_side"])},
         "eli_pool_stride": {**complete, "conv_pool": submission("conv_pool", mistake=MISTAKES["pool_stride_as_kernel"])},
         "fay_rnn_state": {**complete, "rnn_lstm": submission("rnn_lstm", mistake=MISTAKES["rnn_state_not_carried"])},
         "gil_lstm_gates": {**complete, "rnn_lstm": submission("rnn_lstm", mistake=MISTAKES["lstm_forget_input_swapped"])},
         "hal_raises": {**complete, "rnn_lstm": submission("rnn_lstm", mistake=MISTAKES["rnn_raises"])},
-        "ivy_infinite_loop": {**complete, "conv_pool": submission("conv_pool", mistake=MISTAKES["pool_infinite_loop"])},
+        "ivy_infinite_loop": {**complete, "rnn_lstm": submission(
+            "rnn_lstm", mistake=MISTAKES["rnn_backward_infinite_loop"])},
         "jon_kernel_dies": {**complete, "rnn_lstm": submission(
             "rnn_lstm", appended={"lstm_cell_answer": "import os\nos._exit(1)"})},
         "kim_invalid_json": {**complete, "conv_pool": truncated[: len(truncated) // 2]},
+        "mo_pool_backward": {**complete, "conv_pool": submission(
+            "conv_pool", mistake=MISTAKES["pool_backward_assigns"])},
+        "nia_conv_backward": {**complete, "conv_pool": submission(
+            "conv_pool", mistake=MISTAKES["conv_backward_not_cropped"])},
+        "oli_rnn_backward": {**complete, "rnn_lstm": submission(
+            "rnn_lstm", mistake=MISTAKES["rnn_backward_not_carried"])},
+        "pia_lstm_backward": {**complete, "rnn_lstm": submission(
+            "rnn_lstm", mistake=MISTAKES["lstm_backward_assigns"])},
         "leo_deleted_tests": {**complete, "conv_pool": submission(
             "conv_pool", mistake=MISTAKES["conv_stride_ignored"],
             deleted=("conv2d_visible", "conv2d_hidden_stride"))},
