@@ -1336,9 +1336,9 @@ BROKEN_LAYERS: list[BrokenLayer] = [
     ),
     _broken(ConvBackwardStrideIgnored, _CONV_BACKWARD, "stride", _LIKELY + "the windows move by one pixel in backward"),
     _broken(ConvBackwardNoGradients, _CONV_BACKWARD, "basic padding stride", "the layer has no attribute dfilters"),
-    _broken(PoolBackwardAssigns, _POOL_BACKWARD, "overlapping ties", _LIKELY + "the gradient is assigned instead of"),
+    _broken(PoolBackwardAssigns, _POOL_BACKWARD, "overlapping", _LIKELY + "the gradient is assigned instead of"),
     _broken(
-        PoolBackwardAssignsWindow, _POOL_BACKWARD, "overlapping ties", _LIKELY + "the gradient is assigned instead of"
+        PoolBackwardAssignsWindow, _POOL_BACKWARD, "overlapping", _LIKELY + "the gradient is assigned instead of"
     ),
     _broken(PoolBackwardAllMaxima, _POOL_BACKWARD, "ties", _LIKELY + "every entry equal to the maximum of its window"),
     _broken(PoolBackwardLastMaximum, _POOL_BACKWARD, "ties", _LIKELY + "the last maximal entry of a window"),

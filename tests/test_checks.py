@@ -439,16 +439,29 @@ def test_two_step_message_names_call() -> None:
 
 
 def test_wrong_forward_is_reported_before_backward() -> None:
+    from broken_layers import NaiveRNNCellBackward
+
+    class ForwardWithoutBias(NaiveRNNCellBackward):
+        def forward(self, inputs):
+            outputs, hidden_states = super().forward(inputs)
+            return outputs - self.b_y, hidden_states
+
+    message = failure_message("check_rnn_backward", ForwardWithoutBias, "basic")
+
+    assert message.startswith("RNNCell.forward failed for configuration T=6, N=3, D=5, H=6, O=2: in outputs")
+    assert "The backward check runs forward first, so fix forward before backward." in message
+
+
+def test_conv_backward_ignores_wrong_forward_output() -> None:
+    """Conv2D.backward uses only the stored input, so a forward mistake fails the forward check alone."""
     from broken_layers import NaiveConv2DBackward
 
     class ForwardWithoutBias(NaiveConv2DBackward):
         def forward(self, X):
             return super().forward(X) - self.bias[:, np.newaxis, np.newaxis]
 
-    message = failure_message("check_conv2d_backward", ForwardWithoutBias, "basic")
-
-    assert message.startswith("Conv2D.forward failed for configuration N=2, C=3, H=5, W=5, F=4")
-    assert "The backward check runs forward first, so fix forward before backward." in message
+    for group in checks.GROUPS["check_conv2d_backward"]:
+        assert run_check("check_conv2d_backward", ForwardWithoutBias, group) is None
 
 
 def test_backward_changing_dout_is_reported() -> None:
