@@ -25,6 +25,8 @@ A hidden test cell looks like this::
 
 import contextlib
 import itertools
+import os
+import traceback
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
@@ -34,6 +36,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from autograder.tolerances import tolerance
+
+# Frames from these folders are the checks' and numpy's own, not the student's.
+_AUTOGRADER_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(np.__file__)
 
 FORWARD_TOLERANCE = tolerance("float64", "forward")
 """Largest accepted error of a forward result, |actual - expected| / max(1, |expected|) per entry.
@@ -1844,10 +1850,24 @@ def _raised_error(case: _Case, err: Exception, context: str = "") -> AssertionEr
         advice = "implement the method body."
     else:
         advice = f"{err}" if str(err) else "(no error message)."
-        advice = advice.rstrip(".") + ". The traceback above shows the line that raised it."
+        advice = advice.rstrip(".") + "." + _raising_line(err)
     if context:
         advice += f" {context}"
     return AssertionError(f"{case.method} raised {name} for configuration {case.describe()}: {advice}")
+
+
+def _raising_line(err: Exception) -> str:
+    """Describe the last line of the student's own code in err's traceback, or return "" if there is none.
+
+    Feedback pages show a hidden test's message without its traceback, so the message names the line.
+    """
+    own_frames = [frame for frame in traceback.extract_tb(err.__traceback__)
+                  if not frame.filename.startswith((_AUTOGRADER_DIR, _NUMPY_DIR))]
+    if not own_frames:
+        return ""
+    frame = own_frames[-1]
+    code = f": {frame.line.strip()}" if frame.line else ""
+    return f" It was raised in {frame.name}, line {frame.lineno} of its cell{code}"
 
 
 def _shape_or_none(value: Any) -> tuple[int, ...] | None:
