@@ -18,7 +18,7 @@ DEMO_REPORT := out/demo
 # Short limits keep the sample infinite loop cheap: 4 interrupted cells of 10 s each.
 DEMO_LIMITS := --cell-timeout 10 --notebook-timeout 120
 
-.PHONY: help venv demo test release sample-class grade feedback lab weights clean distclean
+.PHONY: help venv demo test release sample-class grade feedback lab weights bench-layers clean distclean
 
 help:
 	@echo "make demo      create .venv, release the notebooks, grade the sample class, print the score table"
@@ -29,6 +29,7 @@ help:
 	@echo "make grade SUBMISSIONS=DIR REPORT=OUT   grade DIR/<student>/<assignment>/<notebook>.ipynb"
 	@echo "make feedback REPORT=OUT                regenerate the feedback pages of a grading run"
 	@echo "make weights   retrain the notebooks' small models with solutions/ and rewrite course/source/cnn_rnn/weights/"
+	@echo "make bench-layers  time the reference layers against PyTorch (which must be installed) and naive loops, see docs/benchmarks.md"
 	@echo "make clean     remove grading output and caches (keeps .venv and student_work/)"
 
 $(VENV)/.installed: requirements.txt
@@ -70,6 +71,9 @@ lab: venv
 
 weights: venv
 	$(PYTHON) course/make_weights.py
+
+bench-layers: venv
+	$(PYTHON) bench/layers.py
 
 clean:
 	rm -rf out course/submitted course/autograded course/feedback course/gradebook.db course/.nbgrader.log .pytest_cache
