@@ -6,7 +6,7 @@ at once, because the training cells take most of the time). The tests then move 
 the text box and pick from drop-downs, and check that the figure (the <img> of the explorer)
 changes, that the status label shows the new output-size formula or the message for an invalid
 sequence, and that no widget failed to render. They save a screenshot of each explorer in
-docs/img/.
+docs/img/ when UPDATE_SCREENSHOTS=1 is set (`make screenshots`).
 
 The tests need /usr/bin/chromium (Debian package chromium) and the Python package playwright. They
 skip without them, except in CI, where they fail. tests/browser.py is the harness.
@@ -14,7 +14,9 @@ skip without them, except in CI, where they fail. tests/browser.py is the harnes
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +28,12 @@ import pytest
 import browser
 from conftest import REPOSITORY_ROOT, require_module, skip_or_fail_missing
 
-SCREENSHOT_DIR = REPOSITORY_ROOT / "docs" / "img"
+# The README shows these screenshots. A normal run writes them to a temporary folder, so that `make test`
+# leaves the checkout clean; `make screenshots` (UPDATE_SCREENSHOTS=1) rewrites the committed ones.
+if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+    SCREENSHOT_DIR = REPOSITORY_ROOT / "docs" / "img"
+else:
+    SCREENSHOT_DIR = Path(tempfile.gettempdir()) / "cnnrnn-screenshots"
 NOTEBOOKS = ("conv_pool.ipynb", "rnn_lstm.ipynb")
 
 FEATURE_MAPS = "cnnrnn-feature-maps"

@@ -436,8 +436,9 @@ class _Explorer:
     def _refresh(self) -> None:
         """Recompute what the controls select, update the artists, and render the figure to the image."""
         self.state = self._update()
+        # NOTE: no tooltip on the Image: ipywidgets 8.1.9's front end reads the description of a widget
+        # with a tooltip, and an Image has none, so the figure would not display. The caption stays in state.
         self.image.value = figure_to_png(self.figure)
-        self.image.tooltip = self.state["caption"]
         self.status.value = _status_html(self.state["message"], self.state.get("formula_lines", []))
 
     def _update(self) -> dict[str, Any]:
