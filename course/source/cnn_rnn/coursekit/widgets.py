@@ -479,7 +479,7 @@ class _ConvolutionExplorer(_Explorer):
         load_photograph(self.image_size)
 
         self._add_control("input", _dropdown("input", list(INPUTS), "photograph"))
-        digit = self._add_control("digit_index", _slider("digit", 0, (0, N_DIGITS - 1)))
+        digit = self._add_control("digit_index", _slider("test image", 0, (0, N_DIGITS - 1)))
         digit.disabled = True
         self._add_control("kernel", _dropdown("kernel", kernel_names(), "edges (Sobel x)"))
         self._add_control("stride", _slider("stride s", 1, STRIDE_RANGE))
