@@ -223,7 +223,7 @@ def test_gates_follow_typed_sequence(pages: dict[str, Any], expect: Any) -> None
     # An invalid letter gives a message in the status label, not a traceback.
     sequence_box.fill("HAXB")
     sequence_box.press("Enter")
-    expect(status).to_contain_text("invalid character 'X' at position 3")
+    expect(status).to_contain_text("Invalid character 'X' at position 3")
     source = browser.figure(explorer, GATES).get_attribute("src")
 
     # Picking an example replaces the text and clears the message.

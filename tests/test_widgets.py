@@ -709,8 +709,8 @@ def test_time_is_checked_against_new_sequence_length():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("ABZ", "invalid character 'Z' at position 3: type only the letters A to H"),
-    ("AB1C", "invalid character '1' at position 3: type only the letters A to H"),
+    ("ABZ", "Invalid character 'Z' at position 3: type only the letters A to H. The plots still show the last valid sequence."),
+    ("AB1C", "Invalid character '1' at position 3: type only the letters A to H. The plots still show the last valid sequence."),
     ("", "The sequence is empty. Type at least one of the letters A to H."),
     ("A" * 61, "The sequence has 61 symbols. Type at most 60."),
 ])

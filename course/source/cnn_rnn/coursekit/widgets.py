@@ -333,7 +333,9 @@ def _status_html(message: str, formula_lines: list[str]) -> str:
     """Format the status label: the message, if any, in red, then the output-size formulas."""
     parts = []
     if message:
-        parts.append(f'<span class="cnnrnn-message" style="color: {MESSAGE_COLOR}">{html.escape(message)}</span>')
+        # One message per line: the explorers join several messages with newlines.
+        escaped = "<br>".join(html.escape(line) for line in message.splitlines())
+        parts.append(f'<span class="cnnrnn-message" style="color: {MESSAGE_COLOR}">{escaped}</span>')
     parts.extend(f'<span class="cnnrnn-formula"><code>{html.escape(line)}</code></span>' for line in formula_lines)
     return "<br>".join(parts)
 
@@ -943,8 +945,8 @@ class GateExplorer(_Explorer):
         for position, character in enumerate(sequence, start=1):
             if character not in self.symbols:
                 return "", (
-                    f"invalid character {character!r} at position {position}: type only the letters "
-                    f"{self.symbols[0]} to {self.symbols[-1]}"
+                    f"Invalid character {character!r} at position {position}: type only the letters "
+                    f"{self.symbols[0]} to {self.symbols[-1]}. The plots still show the last valid sequence."
                 )
         if len(sequence) > MAX_SEQUENCE_LENGTH:
             return "", f"The sequence has {len(sequence)} symbols. Type at most {MAX_SEQUENCE_LENGTH}."
