@@ -30,7 +30,7 @@ from typing import Any
 # matrix product of a recurrent layer wake a thread: PyTorch's LSTM took 18 ms. A spin of about
 # 0.5 ms (2**20 cycles, 10000 loops) keeps the threads awake within a layer's sequence of calls and
 # lets them sleep between cases: interleaved times then matched the times of each call run alone,
-# within 0.5 ms. The libraries read these variables when they load, so they are set before the
+# within about 1 ms. The libraries read these variables when they load, so they are set before the
 # imports below. A value already in the environment wins.
 WAIT_POLICY = {"OPENBLAS_THREAD_TIMEOUT": "20", "GOMP_SPINCOUNT": "10000"}
 for variable, value in WAIT_POLICY.items():
@@ -154,7 +154,7 @@ def naive_table(cases: list[naive_cases.NaiveCase]) -> str:
                 case.shape,
                 f"{case.median_seconds(naive_cases.NAIVE) * 1e3:.2f}",
                 f"{case.median_seconds(naive_cases.REFERENCE) * 1e3:.3f}",
-                f"{case.ratio():.0f}",
+                f"{case.ratio():.1f}" if case.ratio() < 10 else f"{case.ratio():.0f}",
             ]
         )
     return format_table(header, rows)
