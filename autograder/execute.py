@@ -4,7 +4,8 @@ Stock nbgrader 0.9.6 gives a whole submission no score when its kernel dies, and
 infinite loop cost the cell timeout in every following cell. This preprocessor keeps what
 the working cells earned instead:
 
-- each notebook gets a total time budget (``notebook_timeout``) besides the per-cell timeout;
+- each notebook gets a total time budget (``notebook_timeout``, counted from its first cell) besides
+  the per-cell timeout;
 - a cell that times out is interrupted; if the kernel does not respond within a few seconds
   (the loop swallowed the interrupt), execution stops;
 - a kernel that dies stops execution without raising;
@@ -49,7 +50,7 @@ class BoundedExecute(Execute):
         self.interrupt_on_timeout = False  # timeouts must raise so that they can be handled here
         self.shutdown_kernel = "immediate"
         self._cell_timeout = self.timeout
-        self._deadline = monotonic() + self.notebook_timeout
+        self._deadline = None  # set when the first cell starts, so kernel start-up does not count
         self._record = {"status": "completed", "message": "", "cell_index": None, "grade_id": None,
                         "interrupted": []}
         try:
@@ -70,6 +71,8 @@ class BoundedExecute(Execute):
             _mark_not_run(cell, self._record["message"])
             return cell, resources
 
+        if self._deadline is None:
+            self._deadline = monotonic() + self.notebook_timeout
         remaining = self._deadline - monotonic()
         if remaining <= 0:
             self._stop("time_limit", f"the notebook used up its {self.notebook_timeout} s time limit", cell, index)
