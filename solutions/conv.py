@@ -1,10 +1,10 @@
 """Reference Conv2D and MaxPool2D layers, vectorized with sliding windows.
 
-Both layers work on images in (N, C, H, W) layout. Forward computes its output from a strided view
-of every receptive field, so no Python loop runs over pixels or batch items. Backward loops only
-over the k*k offsets inside a window: for one offset (p, q), the input pixels that the windows see
-there form a strided slice of the input, so each offset scatters the whole upstream gradient at
-once, and pixels that several windows share add up.
+Both layers work on images in (N, C, H, W) layout. No Python loop runs over pixels or batch items.
+Forward and backward loop only over the k*k offsets inside a window: for one offset (p, q), the
+input pixels that the windows see there form a strided slice of the input. Forward copies or
+compares each slice as a whole. Backward scatters the whole upstream gradient at once for each
+offset, and pixels that several windows share add up.
 """
 
 import numpy as np
@@ -78,13 +78,23 @@ def _cross_correlate(
 ) -> np.ndarray:
     """Compute the Conv2D forward pass on validated arrays: (N, C, H, W) to (N, F, H_out, W_out)."""
     X_padded = _pad(X, padding)
+    N, C, H, W = X.shape
+    F, k = filters.shape[0], filters.shape[2]
+    H_out, W_out = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
 
-    windows = _windows(X_padded, filters.shape[2], stride)
+    # im2col: columns[c, p, q] contains the pixels at offset (p, q) of every window of channel c.
+    # One strided slice copy per offset is faster than copying the 6-D view of _windows.
+    columns = np.empty((C, k, k, N, H_out, W_out), dtype=np.result_type(X, filters, bias))
+    for row in range(k):
+        for column in range(k):
+            pixels = X_padded[_offset_slices(row, column, H_out, W_out, stride)]
+            columns[:, row, column] = pixels.transpose(1, 0, 2, 3)
 
-    # Sum over channels and both kernel axes: (N, H_out, W_out, F).
-    products = np.tensordot(windows, filters, axes=([1, 4, 5], [1, 2, 3]))
+    # One matrix product sums over channels and both kernel axes: (F, N * H_out * W_out).
+    out = filters.reshape(F, C * k * k) @ columns.reshape(C * k * k, N * H_out * W_out)
+    out += bias[:, np.newaxis]
 
-    out = products.transpose(0, 3, 1, 2) + bias[:, np.newaxis, np.newaxis]
+    out = out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)
     return np.ascontiguousarray(out, dtype=_output_dtype(X))
 
 
