@@ -84,6 +84,7 @@ STEP_TOLERANCE = 1e-6
 
 DIVERGING_COLORMAP = "RdBu_r"  # red positive, blue negative, white 0
 GATE_COLORMAP = "viridis"
+UNIT_MARKER_COLOR = "#ff00ff"
 MESSAGE_COLOR = "#b00020"
 HIGHLIGHT_COLOR = "tab:orange"
 BORDER_COLOR = "tab:cyan"
@@ -905,8 +906,8 @@ class GateExplorer(_Explorer):
             self.heatmaps[name] = axes.imshow(np.zeros((1, 1)), cmap=colormap, vmin=limit[0], vmax=limit[1],
                                               aspect="auto", interpolation="nearest")
             self.cursor_lines[name] = axes.axvline(1, color="black", linewidth=1.2)
-            if name in ("hidden_state", RNN_TRACE[0]):
-                self.unit_lines[name] = axes.axhline(0, color="black", linewidth=0.8, linestyle=":")
+            # The chosen unit is marked on every heatmap, in a colour that neither colour map uses.
+            self.unit_lines[name] = axes.axhline(0, color=UNIT_MARKER_COLOR, linewidth=1.0, linestyle="--")
             axes.set_title(title, fontsize=9)
             # Few ticks, with labels on the first column only: tick labels take most of the drawing time.
             axes.tick_params(labelsize=7, labelleft=position % 4 == 0)
