@@ -729,7 +729,7 @@ _SWAPPED_HEIGHT_WIDTH = "the height and width of the output are swapped. Its las
 
 
 def _transposed_image(expected: np.ndarray) -> "_Mistake":
-    """The mistake of swapping the height and width axes of a correct output, square or not."""
+    """Describe the mistake of swapping the height and width axes of a correct output, square or not."""
     return _gives_result(_SWAPPED_HEIGHT_WIDTH, lambda: expected.swapaxes(2, 3))
 
 
@@ -1926,7 +1926,7 @@ def _gives_result(description: str, compute: Callable[[], Any]) -> _Mistake:
 
 
 def _gives_shape(description: str, shape: tuple[int, ...]) -> _Mistake:
-    """A mistake that produces an array of a wrong shape, whatever its values."""
+    """Describe a mistake that produces an array of a wrong shape, whatever its values."""
     return _Mistake(description, lambda actual: isinstance(actual, np.ndarray) and actual.shape == shape)
 
 

@@ -129,7 +129,7 @@ def read_submissions(
     _check_layout(submissions_dir, students, known)
 
     intake = Intake(students, [])
-    wanted = assignments or known
+    selected = assignments or known
     for student in students:
         for entry in sorted((submissions_dir / student).iterdir()):
             if _is_hidden(entry):
@@ -143,7 +143,7 @@ def read_submissions(
                     student, f"file '{entry.name}' is not inside an assignment folder and was not graded",
                     f"Move it to {student}/<assignment>/.")
 
-    for assignment in wanted:
+    for assignment in selected:
         expected = list_notebooks(assignment, source_dir)
         for student in students:
             folder = submissions_dir / student / assignment

@@ -226,7 +226,7 @@ class MaxPool2D:
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """Back-propagate dout (N, C, H_out, W_out) through the last forward and return dX (N, C, H, W).
 
-        Each window sends its whole gradient to the entry that holds its maximum. When several
+        Each window sends its whole gradient to the entry with its maximum. When several
         entries tie for the maximum, the first of them in row-major order gets it, which is the
         entry np.argmax picks in the flattened window. A pixel that is the maximum of several
         overlapping windows receives the sum of their gradients.

@@ -276,7 +276,7 @@ class LSTM:
         steps, batch, _ = d_hidden_states.shape
         if len(cell.cache) < steps:
             raise RuntimeError(
-                f"LSTM.backward got {steps} time steps, but the cell holds {len(cell.cache)} steps "
+                f"LSTM.backward got {steps} time steps, but the cell has {len(cell.cache)} steps "
                 "that are not yet back-propagated, so call forward first"
             )
 

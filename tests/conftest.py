@@ -46,7 +46,7 @@ def require_module(module_name: str, install_command: str) -> ModuleType:
         return importlib.import_module(module_name)
     except ImportError as err:
         skip_or_fail_missing(module_name, install_command, reason=f"{type(err).__name__}: {err}")
-        raise  # Not reached, because skip and fail both raise. It tells type checkers so.
+        raise  # Not reached, because skip and fail both raise. The raise keeps type checkers from expecting a return.
 
 
 def require_torch() -> ModuleType:

@@ -1,6 +1,6 @@
 """Write the sample class: submissions built from the release notebooks and the model answers.
 
-Run it after changing a notebook (``make sample-class``); ``expected_scores.csv`` beside it says
+Run it after changing a notebook (``make sample-class``). ``expected_scores.csv`` beside it states
 what each submission must score. Every submission starts from the committed release, as a
 student's would, and replaces answer cells with the source notebook's model answer, or with
 a copy of it that contains one deliberate mistake.

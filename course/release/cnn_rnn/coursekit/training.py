@@ -592,7 +592,7 @@ def _read_npz(path: str | Path) -> tuple[dict[str, int], dict[str, np.ndarray], 
 def load_trained_cnn(Conv2D: type, MaxPool2D: type, path: str | Path = CNN_WEIGHTS) -> SmallCNN:
     """Build a SmallCNN from your Conv2D and MaxPool2D classes and load the trained weights into it.
 
-    The returned model's info holds how it was trained, e.g. info["data_seed"], info["n_train"]
+    The returned model's info records how it was trained, e.g. info["data_seed"], info["n_train"]
     and info["n_test"] for load_digits, and info["test_accuracy"] measured with the reference layers.
     """
     config, state, info = _read_npz(path)
