@@ -69,33 +69,84 @@ def _offset_slices(p: int, q: int, H_out: int, W_out: int, stride: int) -> tuple
     return slice(None), slice(None), rows, columns
 
 
-def _pad(X: np.ndarray, padding: int) -> np.ndarray:
-    return np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+def _inside_input(offset: int, size: int, out_size: int, stride: int, padding: int) -> tuple[slice, slice]:
+    """Along one axis, find the windows whose pixel at this offset lies in the unpadded input.
+
+    Window i sees input pixel i*stride + offset - padding. Returns the slice of those windows and
+    the slice of the input pixels they see; the other windows see zero padding there.
+    """
+    first = max(0, -((offset - padding) // stride))  # ceil((padding - offset) / stride)
+    last = min(out_size - 1, (size - 1 + padding - offset) // stride)
+    if last < first:
+        return slice(0, 0), slice(0, 0)
+    start = first * stride + offset - padding
+    return slice(first, last + 1), slice(start, start + stride * (last - first) + 1, stride)
 
 
-def _cross_correlate(
-    X: np.ndarray, filters: np.ndarray, bias: np.ndarray, stride: int, padding: int
-) -> np.ndarray:
-    """Compute the Conv2D forward pass on validated arrays: (N, C, H, W) to (N, F, H_out, W_out)."""
-    X_padded = _pad(X, padding)
-    N, C, H, W = X.shape
-    F, k = filters.shape[0], filters.shape[2]
-    H_out, W_out = output_size(H, k, stride, padding), output_size(W, k, stride, padding)
+def _im2col(X: np.ndarray, kernel_size: int, stride: int, padding: int, columns: np.ndarray) -> np.ndarray:
+    """Fill columns (N, C, k, k, H_out, W_out) with the pixel at offset (p, q) of every window.
 
-    # im2col: columns[c, p, q] contains the pixels at offset (p, q) of every window of channel c.
-    # One strided slice copy per offset is faster than copying the 6-D view of _windows.
-    columns = np.empty((C, k, k, N, H_out, W_out), dtype=np.result_type(X, filters, bias))
+    Entries that fall on the zero padding are left as they are, so columns must start as zeros;
+    a buffer filled before for the same shapes, stride and padding already has zeros there. One
+    strided slice copy per offset is faster than copying the 6-D view of _windows, and it needs no
+    padded copy of X.
+    """
+    H, W = X.shape[2:]
+    H_out, W_out = columns.shape[4:]
+    for row in range(kernel_size):
+        out_rows, in_rows = _inside_input(row, H, H_out, stride, padding)
+        for column in range(kernel_size):
+            out_columns, in_columns = _inside_input(column, W, W_out, stride, padding)
+            columns[:, :, row, column, out_rows, out_columns] = X[:, :, in_rows, in_columns]
+    return columns
+
+
+def _col2im(contributions: np.ndarray, input_shape: tuple[int, ...], stride: int, padding: int) -> np.ndarray:
+    """Add each entry of contributions (N, C, k, k, H_out, W_out) to the input pixel it came from.
+
+    The reverse of _im2col: returns dX (N, C, H, W). Pixels that several windows share receive
+    the sum, and what falls on the padding is dropped.
+    """
+    H, W = input_shape[2:]
+    k = contributions.shape[2]
+    H_out, W_out = contributions.shape[4:]
+    dX = np.zeros(input_shape, dtype=contributions.dtype)
     for row in range(k):
+        out_rows, in_rows = _inside_input(row, H, H_out, stride, padding)
         for column in range(k):
-            pixels = X_padded[_offset_slices(row, column, H_out, W_out, stride)]
-            columns[:, row, column] = pixels.transpose(1, 0, 2, 3)
+            out_columns, in_columns = _inside_input(column, W, W_out, stride, padding)
+            dX[:, :, in_rows, in_columns] += contributions[:, :, row, column, out_rows, out_columns]
+    return dX
 
-    # One matrix product sums over channels and both kernel axes: (F, N * H_out * W_out).
-    out = filters.reshape(F, C * k * k) @ columns.reshape(C * k * k, N * H_out * W_out)
+
+def _buffer(cache: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Return the zero-initialised scratch array cache[name], allocated again if its shape or dtype differs.
+
+    Arrays of tens of megabytes are not reused by malloc: each new one costs page faults, which
+    took about a third of a Conv2D pass on the benchmark shapes.
+    """
+    array = cache.get(name)
+    if array is None or array.shape != shape or array.dtype != dtype:
+        array = cache[name] = np.zeros(shape, dtype=dtype)
+    return array
+
+
+def _cross_correlate(X: np.ndarray, filters: np.ndarray, bias: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Compute the Conv2D forward pass from columns = _im2col of X: (N, C, H, W) to (N, F, H_out, W_out)."""
+    N, _, _, _, H_out, W_out = columns.shape
+    F = filters.shape[0]
+
+    # For each image n, one matrix product sums over channels and both kernel axes:
+    # (F, C * k * k) @ (C * k * k, H_out * W_out). The result is already in (N, F, ...) order.
+    out = filters.reshape(F, -1) @ columns.reshape(N, -1, H_out * W_out)
     out += bias[:, np.newaxis]
+    return out.reshape(N, F, H_out, W_out).astype(_output_dtype(X), copy=False)
 
-    out = out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(out, dtype=_output_dtype(X))
+
+def _columns_shape(X: np.ndarray, kernel_size: int, stride: int, padding: int) -> tuple[int, ...]:
+    N, C, H, W = X.shape
+    k = kernel_size
+    return (N, C, k, k, output_size(H, k, stride, padding), output_size(W, k, stride, padding))
 
 
 def conv2d_forward_fast(
@@ -116,7 +167,8 @@ def conv2d_forward_fast(
         raise ValueError(
             f"conv2d_forward_fast expects bias of shape ({filters.shape[0]},), got an array of shape {bias.shape}"
         )
-    return _cross_correlate(X, filters, bias, stride, padding)
+    columns = np.zeros(_columns_shape(X, filters.shape[2], stride, padding), dtype=np.result_type(X, filters, bias))
+    return _cross_correlate(X, filters, bias, _im2col(X, filters.shape[2], stride, padding, columns))
 
 
 class Conv2D:
@@ -140,6 +192,10 @@ class Conv2D:
         self.bias = np.zeros(out_channels)
 
         self.X: np.ndarray | None = None
+        # Scratch arrays that later calls reuse: "columns" holds the im2col matrix of the last
+        # forward's input, which backward reuses when X is still that input.
+        self._buffers: dict[str, np.ndarray] = {}
+        self._columns_of: tuple[np.ndarray, int, int] | None = None
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Cross-correlate a batch of images with the filters and add the bias.
@@ -154,7 +210,34 @@ class Conv2D:
             )
 
         self.X = X
-        return _cross_correlate(X, self.filters, self.bias, self.stride, self.padding)
+        return _cross_correlate(X, self.filters, self.bias, self._columns(X, reuse=False))
+
+    def _columns(self, X: np.ndarray, reuse: bool) -> np.ndarray:
+        """Return the im2col matrix of X. With reuse, return the last one built if it is of X.
+
+        forward always builds it again, since X may have changed in place since the last call.
+        """
+        k, stride, padding = self.kernel_size, self.stride, self.padding
+        shape = _columns_shape(X, k, stride, padding)
+        dtype = np.result_type(X, self.filters, self.bias)
+        columns = self._buffers.get("columns")
+        if (
+            reuse
+            and self._columns_of is not None
+            and self._columns_of[0] is X
+            and self._columns_of[1:] == (stride, padding)
+            and columns is not None
+            and columns.shape == shape
+            and columns.dtype == dtype
+        ):
+            return columns
+        # The padding entries of a reused buffer are zero only if stride and padding are unchanged.
+        if self._columns_of is not None and self._columns_of[1:] != (stride, padding):
+            self._buffers.pop("columns", None)
+        self._columns_of = None
+        columns = _im2col(X, k, stride, padding, _buffer(self._buffers, "columns", shape, dtype))
+        self._columns_of = (X, stride, padding)
+        return columns
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """Back-propagate dout (N, F, H_out, W_out) through the last forward and return dX (N, C, H, W).
@@ -169,25 +252,23 @@ class Conv2D:
         H_out, W_out = output_size(H, k, stride, p), output_size(W, k, stride, p)
         _validate_upstream(dout, "Conv2D", (N, F, H_out, W_out))
 
-        X_padded = _pad(X, p)
-        windows = _windows(X_padded, k, stride)
-
         self.dbias = dout.sum(axis=(0, 2, 3)).astype(self.bias.dtype, copy=False)
 
-        # dfilters[f, c, p, q] = sum over n, i, j of dout[n, f, i, j] * window[n, c, i, j, p, q].
-        dfilters = np.tensordot(dout, windows, axes=([0, 2, 3], [0, 2, 3]))
-        self.dfilters = dfilters.astype(self.filters.dtype, copy=False)
+        columns = self._columns(X, reuse=True).reshape(N, C * k * k, H_out * W_out)
+        dout_rows = dout.reshape(N, F, H_out * W_out)
+
+        # dfilters[f, (c, p, q)] = sum over images n and output pixels of dout * columns.
+        dfilters = np.matmul(dout_rows, columns.transpose(0, 2, 1)).sum(axis=0)
+        self.dfilters = dfilters.reshape(self.filters.shape).astype(self.filters.dtype, copy=False)
 
         # Each output pixel sends dout[n, f, i, j] * filters[f, :, p, q] to the input pixel at offset
-        # (p, q) of its window. contributions has shape (N, C, k, k, H_out, W_out).
-        contributions = np.tensordot(self.filters, dout, axes=([0], [1])).transpose(3, 0, 1, 2, 4, 5)
-        dX_padded = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=contributions.dtype)
-        for row in range(k):
-            for column in range(k):
-                dX_padded[_offset_slices(row, column, H_out, W_out, stride)] += contributions[:, :, row, column]
-
-        dX = dX_padded[:, :, p : p + H, p : p + W]
-        return np.ascontiguousarray(dX, dtype=_output_dtype(X))
+        # (p, q) of its window: filters^T @ dout for each image, then col2im.
+        contributions = _buffer(
+            self._buffers, "contributions", (N, C * k * k, H_out * W_out), np.result_type(self.filters, dout)
+        )
+        np.matmul(self.filters.reshape(F, -1).T, dout_rows, out=contributions)
+        dX = _col2im(contributions.reshape(N, C, k, k, H_out, W_out), X.shape, stride, p)
+        return dX.astype(_output_dtype(X), copy=False)
 
 
 class MaxPool2D:
