@@ -72,8 +72,8 @@ def _offset_slices(p: int, q: int, H_out: int, W_out: int, stride: int) -> tuple
 def _inside_input(offset: int, size: int, out_size: int, stride: int, padding: int) -> tuple[slice, slice]:
     """Along one axis, find the windows whose pixel at this offset lies in the unpadded input.
 
-    Window i sees input pixel i*stride + offset - padding. Returns the slice of those windows and
-    the slice of the input pixels they see; the other windows see zero padding there.
+    Window i reads input pixel i*stride + offset - padding. Returns the slice of those windows and
+    the slice of the input pixels they read. The other windows read zero padding there.
     """
     first = max(0, -((offset - padding) // stride))  # ceil((padding - offset) / stride)
     last = min(out_size - 1, (size - 1 + padding - offset) // stride)
@@ -86,8 +86,8 @@ def _inside_input(offset: int, size: int, out_size: int, stride: int, padding: i
 def _im2col(X: np.ndarray, kernel_size: int, stride: int, padding: int, columns: np.ndarray) -> np.ndarray:
     """Fill columns (N, C, k, k, H_out, W_out) with the pixel at offset (p, q) of every window.
 
-    Entries that fall on the zero padding are left as they are, so columns must start as zeros;
-    a buffer filled before for the same shapes, stride and padding already has zeros there. One
+    Entries that fall on the zero padding are not written, so columns must start as zeros. A
+    buffer filled before for the same shapes, stride and padding already has zeros there. One
     strided slice copy per offset is faster than copying the 6-D view of _windows, and it needs no
     padded copy of X.
     """
@@ -192,7 +192,7 @@ class Conv2D:
         self.bias = np.zeros(out_channels)
 
         self.X: np.ndarray | None = None
-        # Scratch arrays that later calls reuse: "columns" holds the im2col matrix of the last
+        # Scratch arrays that later calls reuse: "columns" contains the im2col matrix of the last
         # forward's input, which backward reuses when X is still that input.
         self._buffers: dict[str, np.ndarray] = {}
         self._columns_of: tuple[np.ndarray, int, int] | None = None
