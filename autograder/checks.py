@@ -1860,12 +1860,16 @@ def _raising_line(err: Exception) -> str:
     """Describe the last line of the student's own code in err's traceback, or return "" if there is none.
 
     Feedback pages show a hidden test's message without its traceback, so the message names the line.
+    An exception that autograder.trusted re-created from the student's process has only the
+    grader's frames in its traceback, and carries the student's frame in its attribute student_frame.
     """
-    own_frames = [frame for frame in traceback.extract_tb(err.__traceback__)
-                  if not frame.filename.startswith((_AUTOGRADER_DIR, _NUMPY_DIR))]
-    if not own_frames:
-        return ""
-    frame = own_frames[-1]
+    frame = getattr(err, "student_frame", None)
+    if not isinstance(frame, traceback.FrameSummary):
+        own_frames = [frame for frame in traceback.extract_tb(err.__traceback__)
+                      if not frame.filename.startswith((_AUTOGRADER_DIR, _NUMPY_DIR))]
+        if not own_frames:
+            return ""
+        frame = own_frames[-1]
     code = f": {frame.line.strip()}" if frame.line else ""
     return f" It was raised in {frame.name}, line {frame.lineno} of its cell{code}"
 
@@ -1898,7 +1902,7 @@ def _type_name(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return "a numpy array"
     name = type(value).__name__
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+    return f"an {name}" if name[0].lower() in "aeiou" else f"a {name}"
 
 
 def _index(flat_index: np.intp, shape: tuple[int, ...]) -> tuple[int, ...]:

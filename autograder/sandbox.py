@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,11 +80,21 @@ class Sandbox:
         return not problem
 
     def prepare(self) -> None:
-        """Create the working folder and let the sandbox user write to it."""
+        """Create the working folder and let the sandbox user write to it.
+
+        The working folder and its contents are handed to the sandbox user, the other writable
+        folders alone. A shared folder such as /tmp or a home folder is rejected: handing it over
+        once made /tmp unusable for every other program of root.
+        """
         for path in [self.workdir, *self.writable]:
             path.mkdir(parents=True, exist_ok=True)
-            if self.isolated and _drops_to_sandbox_user():
+            if not (self.isolated and _drops_to_sandbox_user()):
+                continue
+            _reject_shared_folder(path)
+            if path == self.workdir:
                 _chown_tree(path, SANDBOX_UID)
+            else:
+                os.chown(path, SANDBOX_UID, SANDBOX_UID)
 
     def wrap(self, argv: list[str]) -> list[str]:
         """Return the command that runs argv in this sandbox."""
@@ -188,6 +199,16 @@ def _existing(paths: list[Path]) -> list[Path]:
 def _outermost(paths: list[Path]) -> list[Path]:
     """Drop the paths that lie inside another path of the list."""
     return [path for path in paths if not any(other != path and other in path.parents for other in paths)]
+
+
+def _reject_shared_folder(path: Path) -> None:
+    """Raise ValueError if path is a folder that other programs share, so it must keep its owner."""
+    resolved = path.resolve()
+    shared = {Path("/"), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path.home(), REPO_ROOT,
+              Path(tempfile.gettempdir()).resolve(), *Path.home().parents, *REPO_ROOT.parents}
+    if resolved in shared or len(resolved.parts) < 3:
+        raise ValueError(f"the sandbox may not be given the shared folder {resolved}: "
+                         "pass a folder made for this student")
 
 
 def _chown_tree(path: Path, uid: int) -> None:

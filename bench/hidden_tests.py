@@ -6,8 +6,6 @@ naive implementation of tests/broken_layers.py (CORRECT_LAYERS). This times the 
 starting the kernel and running the notebook's other cells are not included.
 """
 
-import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +14,9 @@ from statistics import median
 from broken_layers import CORRECT_LAYERS
 
 from autograder import checks
+from autograder.hidden_calls import hidden_check_calls
 
 GOAL_SECONDS = 5.0  # per notebook, on 2 cores
-
-_HIDDEN_BLOCK = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.DOTALL)
-_CHECK_CALL = re.compile(r"\b(check_\w+)\(\s*\w+\s*,\s*[\"'](\w+)[\"']\s*\)")
 
 
 @dataclass
@@ -38,19 +34,6 @@ class NotebookTiming:
 
     def median_seconds(self) -> float:
         return median(self.total_seconds)
-
-
-def hidden_check_calls(notebook: Path) -> list[tuple[str, str]]:
-    """Return the (check function, group) of every check call inside the notebook's hidden test blocks."""
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    calls = []
-    for cell in cells:
-        if cell["cell_type"] != "code":
-            continue
-        source = "".join(cell["source"])
-        for block in _HIDDEN_BLOCK.findall(source):
-            calls += _CHECK_CALL.findall(block)
-    return calls
 
 
 def naive_implementation(check: str) -> object:
