@@ -12,6 +12,7 @@ from .expected import compare_with_expected
 from .intake import UsageError, read_submissions
 from .pipeline import GradingError, GradingOptions, Workspace, grade_class, write_feedback
 from .release import release_assignments
+from .sandbox import INSTALL_HINT, MODES, bwrap_problem
 from .report import print_score_table, write_grades_csv
 
 EXIT_OK = 0
@@ -46,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="nbgrader course folder with nbgrader_config.py and source/ (default: %(default)s)")
     grade.add_argument("--cell-timeout", type=positive_seconds, default=GradingOptions.cell_timeout,
                        help="seconds one cell may run before it is interrupted (default: %(default)s)")
+    grade.add_argument("--sandbox", choices=MODES, default="auto",
+                       help="isolate student code with bubblewrap: 'auto' uses it when it works and warns when "
+                            "it does not, 'require' stops the run without it, 'off' applies resource limits only "
+                            "(default: %(default)s)")
+    grade.add_argument("--trusted-recheck", choices=("on", "off"), default="on",
+                       help="score the hidden tests by re-running them outside the student's kernel, and flag "
+                            "notebooks where the two disagree (default: %(default)s)")
     grade.add_argument("--notebook-timeout", type=positive_seconds, default=GradingOptions.notebook_timeout,
                        help="seconds one notebook may run in total; later cells score 0 (default: %(default)s)")
 
@@ -71,7 +79,19 @@ def run_grade(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     args.report.mkdir(parents=True, exist_ok=True)
-    options = GradingOptions(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout)
+    options = GradingOptions(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+                             sandbox=args.sandbox, trusted_recheck=args.trusted_recheck == "on",
+                             hidden=[args.submissions.resolve()])
+    sandbox_warning = ""
+    if args.sandbox == "off":
+        sandbox_warning = "the sandbox is off (--sandbox off)"
+    elif args.sandbox == "auto" and bwrap_problem():
+        sandbox_warning = f"the sandbox is unavailable: {bwrap_problem()}"
+    if sandbox_warning:
+        sandbox_warning = (f"warning: {sandbox_warning}. Student code runs with resource limits only (memory, CPU "
+                           "time, processes, file size), and can use the network and read the reference solutions "
+                           f"and other students' files. {INSTALL_HINT}")
+        print(sandbox_warning, file=sys.stderr)
     try:
         results = grade_class(intake, args.report, options, args.course)
     except GradingError as err:
@@ -81,6 +101,8 @@ def run_grade(args: argparse.Namespace) -> int:
 
     print_score_table(results, sys.stdout)
     print(f"\nGrades: {args.report / 'grades.csv'}\nFeedback: {args.report / 'feedback'}")
+    if sandbox_warning:
+        print(f"\n{sandbox_warning}")
     if intake.input_errors:
         print(f"\n{len(intake.input_errors)} input problem(s); the rest of the class was graded:", file=sys.stderr)
         for problem in intake.input_errors:

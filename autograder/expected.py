@@ -27,6 +27,7 @@ class Expectation:
     failing_cells: tuple[str, ...]
     status: str
     description: str
+    flagged: bool = False  # whether the notebook must be flagged for review
 
     def points(self, source_dir: Path = SOURCE_DIR) -> tuple[float, float]:
         """Return (expected points, max points) from the source notebook's test cells."""
@@ -50,11 +51,16 @@ class Expectation:
 
 
 def read_expectations(path: Path) -> list[Expectation]:
-    """Read the expected table: student, assignment, notebook, failing_cells ("*" for all), status, description."""
+    """Read the expected table: student, assignment, notebook, failing_cells ("*" for all), status, description.
+
+    An optional column flagged ("yes" or "no", default "no") says whether the notebook must be
+    flagged for review.
+    """
     with path.open(newline="") as handle:
         return [
             Expectation(row["student"], row["assignment"], row["notebook"],
-                        tuple(row["failing_cells"].split()), row["status"], row["description"])
+                        tuple(row["failing_cells"].split()), row["status"], row["description"],
+                        _yes_or_no(row.get("flagged") or "no", path))
             for row in csv.DictReader(handle)
         ]
 
@@ -74,6 +80,11 @@ def compare_with_expected(grades_csv: Path, expected_csv: Path, out: TextIO) -> 
             mismatches.append(
                 f"{expectation.student} / {expectation.notebook}: expected {points:g}/{total:g} {expectation.status}, "
                 f"got {row['points']}/{row['max_points']} {row['status']} ({row['reason'] or 'no reason given'})")
+        flag = row.get("flag", "")
+        if bool(flag) != expectation.flagged:
+            mismatches.append(
+                f"{expectation.student} / {expectation.notebook}: expected "
+                f"{'a flag for review' if expectation.flagged else 'no flag'}, got {flag or 'no flag'}")
     if mismatches:
         out.write(f"\n{len(mismatches)} of {len(expectations)} notebooks differ from {expected_csv}:\n")
         for line in mismatches:
@@ -81,3 +92,9 @@ def compare_with_expected(grades_csv: Path, expected_csv: Path, out: TextIO) -> 
         return False
     out.write(f"\nAll {len(expectations)} notebooks match the expected scores in {expected_csv}.\n")
     return True
+
+
+def _yes_or_no(value: str, path: Path) -> bool:
+    if value not in ("yes", "no"):
+        raise ValueError(f"{path}: invalid value {value!r} in the column flagged; use yes or no")
+    return value == "yes"

@@ -16,7 +16,8 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -24,7 +25,10 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from .course import COURSE_DIR, REPO_ROOT, max_points
 from .intake import Intake, NotebookSubmission
+from .rescore import apply_verdicts
 from .restore import restore_missing_cells
+from .sandbox import Sandbox, SandboxUnavailable
+from .trusted import plan_notebook, recheck
 
 log = logging.getLogger("autograder")
 
@@ -76,14 +80,18 @@ class NotebookResult:
     max_points: float
     status: str  # "graded" or "failed"
     reason: str = ""
+    flag: str = ""  # why the submission needs review: the student's kernel and the trusted re-check disagree
 
 
 @dataclass
 class GradingOptions:
-    """Time limits of a grading run, in seconds."""
+    """Time limits of a grading run, in seconds, and how student code is isolated and re-checked."""
 
     cell_timeout: int = 60
     notebook_timeout: int = 300
+    sandbox: str = "auto"  # one of autograder.sandbox.MODES
+    trusted_recheck: bool = True  # score hidden tests by autograder.trusted, not by the student's kernel
+    hidden: list[Path] = field(default_factory=list)  # more folders that student code must not read
 
 
 class GradingError(Exception):
@@ -228,6 +236,7 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
             results.append(NotebookResult(student, assignment, submission.notebook, 0.0, total, "failed", reason))
             continue
 
+        flag = trusted_rescore(workspace, submission) if workspace.options.trusted_recheck else ""
         score, _ = read_score(workspace, submission)
         record = workspace.execution_record(submission)
         notes = []
@@ -240,11 +249,64 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
         if restored.get(submission.notebook):
             notes.append(f"deleted cells were put back and graded: {', '.join(restored[submission.notebook])}")
         results.append(NotebookResult(student, assignment, submission.notebook, score, total, status,
-                                      "; ".join(notes)))
+                                      "; ".join(notes), flag))
     for row in results:
         log.info("Finished %s / %s / %s: %s of %s points, %s%s", row.student, row.assignment, row.notebook,
                  f"{row.points:g}", f"{row.max_points:g}", row.status, f" ({row.reason})" if row.reason else "")
+        if row.flag:
+            log.warning("Flagged for review: %s / %s / %s: %s", row.student, row.assignment, row.notebook, row.flag)
     return results
+
+
+def trusted_rescore(workspace: Workspace, submission: NotebookSubmission) -> str:
+    """Re-check one autograded notebook outside the student's kernel and write the trusted scores.
+
+    Returns why the notebook needs review, or "" when the kernel's results and the re-check agree.
+    When the re-check itself fails, the gradebook keeps the kernel's scores and the notebook is
+    flagged with the error.
+    """
+    name = f"{submission.notebook}.ipynb"
+    options = workspace.options
+    scratch = Path(tempfile.mkdtemp(prefix="autograder-recheck-"))
+    try:
+        submitted = nbformat.read(os.fspath(workspace.submitted_folder(submission.student, submission.assignment)
+                                            / name), as_version=4)
+        source = nbformat.read(os.fspath(workspace.root / "source" / submission.assignment / name), as_version=4)
+        verdicts = recheck(
+            submitted, source, workspace.root / "release" / submission.assignment, scratch / "work",
+            sandbox_mode=options.sandbox, call_timeout=options.cell_timeout, startup_timeout=options.notebook_timeout,
+            cell_timeout=options.cell_timeout, notebook_timeout=options.notebook_timeout,
+            hidden=[workspace.root.parent, workspace.course_dir, *options.hidden],
+        )
+        return apply_verdicts(workspace.db_path, submission.student, submission.assignment, submission.notebook,
+                              verdicts).flag
+    except Exception as err:  # one student's re-check must not stop the class
+        log.exception("The trusted re-check of %s / %s / %s failed", submission.student, submission.assignment,
+                      name)
+        return f"the trusted re-check failed ({type(err).__name__}: {err}), so the score is the kernel's"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def check_recheck_rules(workspace: Workspace, assignment: str) -> None:
+    """Raise GradingError when the trusted re-check cannot grade a source notebook of the assignment.
+
+    The re-check needs each hidden test region to hold only check calls, and each visible test
+    cell X_visible to have hidden siblings X_hidden_*. It also needs the sandbox when the run
+    requires one.
+    """
+    try:
+        Sandbox(workdir=workspace.root, mode=workspace.options.sandbox).isolated
+    except SandboxUnavailable as err:
+        raise GradingError(str(err)) from None
+    for path in sorted((workspace.root / "source" / assignment).glob("*.ipynb")):
+        source = nbformat.read(os.fspath(path), as_version=4)
+        try:
+            plan_notebook(source, source)
+        except ValueError as err:
+            raise GradingError(f"the trusted re-check cannot grade {path.name}: {err}. Fix the source notebook, or "
+                               "grade without the re-check (--trusted-recheck off), where the scores come from "
+                               "the student's kernel alone.") from None
 
 
 def write_feedback(workspace: Workspace, report_dir: Path, assignment: str, students: list[str]) -> list[str]:
@@ -311,6 +373,8 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
             raise GradingError(f"nbgrader generate_assignment {assignment} failed: {_error_summary(generated)}. "
                                "Check the source notebooks with `make release` and `nbgrader validate`.")
         points = {path.stem: max_points(path) for path in (course_dir / "source" / assignment).glob("*.ipynb")}
+        if options.trusted_recheck:
+            check_recheck_rules(workspace, assignment)
 
         for student in intake.students:
             mine = [s for s in intake.submissions if s.student == student and s.assignment == assignment]

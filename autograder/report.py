@@ -8,7 +8,7 @@ from typing import TextIO
 
 from .pipeline import NotebookResult
 
-CSV_COLUMNS = ["student", "assignment", "notebook", "points", "max_points", "status", "reason"]
+CSV_COLUMNS = ["student", "assignment", "notebook", "points", "max_points", "status", "reason", "flag"]
 
 
 def write_grades_csv(results: list[NotebookResult], path: Path) -> None:
@@ -18,7 +18,7 @@ def write_grades_csv(results: list[NotebookResult], path: Path) -> None:
         writer.writerow(CSV_COLUMNS)
         for row in results:
             writer.writerow([row.student, row.assignment, row.notebook, f"{row.points:g}", f"{row.max_points:g}",
-                             row.status, row.reason])
+                             row.status, row.reason, row.flag])
 
 
 def read_grades_csv(path: Path) -> list[dict[str, str]]:
@@ -43,7 +43,7 @@ def print_score_table(results: list[NotebookResult], out: TextIO) -> None:
             if row is None:
                 line.append("-")
                 continue
-            marker = "" if row.status == "graded" else " !"
+            marker = ("" if row.status == "graded" else " !") + (" ?" if row.flag else "")
             line.append(f"{row.points:g}/{row.max_points:g}{marker}")
             points += row.points
             maximum += row.max_points
@@ -53,6 +53,13 @@ def print_score_table(results: list[NotebookResult], out: TextIO) -> None:
     widths = [max(len(str(line[i])) for line in [headers] + lines) for i in range(len(headers))]
     for line in [headers] + lines:
         out.write("  ".join(str(value).ljust(width) for value, width in zip(line, widths)).rstrip() + "\n")
+
+    flagged = [row for row in results if row.flag]
+    if flagged:
+        out.write(f"\n{len(flagged)} notebook(s) flagged for review: the student's kernel and the trusted re-check "
+                  "disagree, and the score is the re-check's (marked ?):\n")
+        for row in flagged:
+            out.write(f"  {row.student} / {row.notebook}: {row.flag}\n")
 
     failures = [row for row in results if row.status != "graded"]
     notes = [row for row in results if row.status == "graded" and row.reason]

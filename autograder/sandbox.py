@@ -115,18 +115,22 @@ class Sandbox:
         for path in hidden:
             args += ["--tmpfs", str(path)]
         python_paths = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent]
-        binds = [("--ro-bind", path) for path in _existing([*python_paths, *self.readable])]
-        binds += [("--bind", path) for path in _existing([self.workdir, *self.writable])]
+        binds = [("--ro-bind", path, path) for path in _existing([*python_paths, *self.readable])]
+        # A virtual environment reached through a symbolic link (such as .venv in a git worktree)
+        # is also bound at the link's path, because Python finds the environment from that path.
+        binds += [("--ro-bind", path.resolve(), path.absolute()) for path in python_paths
+                  if path.exists() and path.absolute() != path.resolve()]
+        binds += [("--bind", path, path) for path in _existing([self.workdir, *self.writable])]
         created: set[Path] = set()
         # Parents before children, so that a bind inside a bound folder is not hidden by it.
-        for option, path in sorted(binds, key=lambda item: len(item[1].parts)):
+        for option, source, target in sorted(binds, key=lambda item: len(item[2].parts)):
             # bwrap would create the missing folders above a bind inside a hidden folder as
             # readable by root only, so create them readable by everyone first.
-            for parent in reversed(path.parents):
+            for parent in reversed(target.parents):
                 if parent not in created and any(root in parent.parents for root in hidden):
                     args += ["--perms", "0755", "--dir", str(parent)]
                     created.add(parent)
-            args += [option, str(path), str(path)]
+            args += [option, str(source), str(target)]
         args += ["--chdir", str(self.workdir), "--clearenv"]
         for name, value in {**_base_environment(self.workdir), **self.environment}.items():
             args += ["--setenv", name, value]

@@ -66,6 +66,11 @@ MAX_DEPTH = 20  # nesting of tuples and lists in a reply
 MAX_ITEMS = 100_000  # items of all tuples and lists in one reply
 MAX_DIMENSIONS = 32  # of an array in a reply
 STOP_WAIT_SECONDS = 5  # for a runner to exit after its input is closed or it was killed
+INTERRUPT_GRACE_SECONDS = 5  # for a cell to stop after the runner interrupts it at cell_timeout
+
+
+class RunnerStartError(RuntimeError):
+    """The runner process did not get ready. No student code has run by then, so the grader is at fault."""
 
 
 class RemoteFailure(BaseException):
@@ -204,6 +209,9 @@ def recheck(
     sandbox_mode: str = "auto",
     call_timeout: float = 10,
     startup_timeout: float = 120,
+    cell_timeout: float | None = None,
+    notebook_timeout: float | None = None,
+    hidden: list[Path] | None = None,
 ) -> dict[str, CellVerdict]:
     """Re-check every test cell of source against the code of submitted, run in a sandbox.
 
@@ -212,9 +220,16 @@ def recheck(
     are copied into workdir, the runner's working folder, which should be new and empty. Returns
     one CellVerdict per test cell of source, in the notebook's order.
 
+    Time limits, in seconds: each request on a student object gets call_timeout, and running the
+    code cells gets startup_timeout per runner. The runner interrupts a cell after cell_timeout, as
+    nbgrader interrupts a kernel, and the next cell runs. Once notebook_timeout has passed since
+    the start, every remaining test cell fails. hidden names folders that the sandbox shows empty,
+    such as the gradebook's and other students' folders.
+
     Raises ValueError for a source notebook that breaks the rules of the module docstring,
-    RuntimeError when the package solutions cannot be imported, and SandboxUnavailable when
-    sandbox_mode is "require" and bwrap cannot run.
+    RuntimeError when the package solutions cannot be imported, RunnerStartError when the runner
+    process does not start, and SandboxUnavailable when sandbox_mode is "require" and bwrap
+    cannot run.
     """
     plan = plan_notebook(submitted, source)
     checks._import_solutions()  # fail once here, not in every cell, when the reference is missing
@@ -226,14 +241,15 @@ def recheck(
     cells_folder = Path(tempfile.mkdtemp(prefix="trusted-cells-", dir=workdir.parent))
     try:
         cells_file = cells_folder / "cells.json"
-        cells_file.write_text(json.dumps({"cells": plan.cells}), encoding="utf-8")
+        cells_file.write_text(json.dumps({"cells": plan.cells, "cell_timeout": cell_timeout}), encoding="utf-8")
         # The sandbox user (nobody, when the grader runs as root) reads this file.
         os.chmod(cells_folder, 0o755)
         os.chmod(cells_file, 0o644)
-        sandbox = Sandbox(workdir=workdir, readable=[RUNNER, cells_file], mode=sandbox_mode)
+        sandbox = Sandbox(workdir=workdir, readable=[RUNNER, cells_file], hidden=list(hidden or []),
+                          mode=sandbox_mode)
         sandbox.prepare()
         session = RemoteSession(sandbox, cells_file, [cell["label"] for cell in plan.cells], call_timeout,
-                                startup_timeout)
+                                startup_timeout, cell_timeout, notebook_timeout)
         try:
             for test in plan.hidden:
                 verdicts[test.grade_id] = _check_hidden_cell(session, test)
@@ -263,6 +279,8 @@ def _copy_assignment_files(assignment_dir: Path, workdir: Path) -> None:
 
 def _check_hidden_cell(session: RemoteSession, test: _HiddenTestCell) -> CellVerdict:
     calls = [str(call) for call in test.calls]
+    if time.monotonic() >= session.notebook_deadline:
+        return CellVerdict(test.grade_id, False, session.notebook_timeout_message(), calls)
     try:
         session.run_until(test.position)
     except RemoteFailure as failure:
@@ -316,12 +334,16 @@ class RemoteSession:
     """One runner process at a time, restarted after a failure, and the requests sent to it."""
 
     def __init__(self, sandbox: Sandbox, cells_file: Path, cell_labels: list[str], call_timeout: float,
-                 startup_timeout: float) -> None:
+                 startup_timeout: float, cell_timeout: float | None = None,
+                 notebook_timeout: float | None = None) -> None:
         self.sandbox = sandbox
         self.cells_file = cells_file
         self.cell_labels = cell_labels
         self.call_timeout = call_timeout
         self.startup_timeout = startup_timeout
+        self.cell_timeout = cell_timeout
+        self.notebook_timeout = notebook_timeout
+        self.notebook_deadline = time.monotonic() + notebook_timeout if notebook_timeout else math.inf
         self.process: subprocess.Popen[bytes] | None = None
         self.generation = 0  # counts runner starts, so that a proxy of an earlier runner is rejected
         self.cells_run = 0
@@ -354,11 +376,12 @@ class RemoteSession:
             ready = self._receive(self.startup_deadline, what, self._startup_timeout_message(what))
             if ready.get("ready") is not True:
                 raise RemoteFailure(f"The process for your code could not start: {_text(ready.get('message'))}")
-        except RemoteFailure:
+        except RemoteFailure as failure:
             self.kill()
-            output = stderr_path.read_bytes()[-2000:].decode("utf-8", "replace")
+            output = stderr_path.read_bytes()[-2000:].decode("utf-8", "replace").strip()
             log.error("runner %d failed to start. Its stderr ends with: %s", self.generation, output)
-            raise
+            raise RunnerStartError(f"the re-check process did not start ({failure}). Its last error output: "
+                                   f"{output[-500:] or 'none'}") from None
 
     def kill(self) -> None:
         """Kill the runner and everything it started (its process group, and the sandbox through bwrap)."""
@@ -404,14 +427,30 @@ class RemoteSession:
             while self.cells_run < position:
                 label = self.cell_labels[self.cells_run]
                 what = f"the cell {label}"
-                reply = self._request({"op": "run", "until": self.cells_run + 1}, self.startup_deadline, what,
-                                      self._startup_timeout_message(what))
+                deadline, timeout_message = self._cell_deadline(what)
+                reply = self._request({"op": "run", "until": self.cells_run + 1}, deadline, what, timeout_message)
                 self._record_cell_errors(reply, what)
                 self.cells_run += 1
         except RemoteFailure as failure:
             self.kill()
             self.stopped = str(failure)
             raise
+
+    def _cell_deadline(self, what: str) -> tuple[float, str]:
+        """Return when running the next cell times out, and the message that says why."""
+        deadlines = [(self.startup_deadline, self._startup_timeout_message(what))]
+        if self.notebook_timeout:
+            deadlines.append((self.notebook_deadline, self.notebook_timeout_message()))
+        if self.cell_timeout:
+            deadlines.append((time.monotonic() + self.cell_timeout + INTERRUPT_GRACE_SECONDS,
+                              f"{what[0].upper()}{what[1:]} did not stop within {INTERRUPT_GRACE_SECONDS} s of its "
+                              f"interrupt after {self.cell_timeout:g} s, so the grader stopped the process running "
+                              "your code."))
+        return min(deadlines, key=lambda deadline: deadline[0])
+
+    def notebook_timeout_message(self) -> str:
+        return (f"The re-check of your notebook used up its time budget of {self.notebook_timeout:g} s before this "
+                "test.")
 
     def _startup_timeout_message(self, what: str) -> str:
         return (f"Running your notebook's code did not finish within {self.startup_timeout:g} s ({what} was "
@@ -463,7 +502,10 @@ class RemoteSession:
             raise RemoteFailure(f"The process running your code was stopped before {what}.")
         timeout_message = (f"{what[0].upper()}{what[1:]} did not finish within {self.call_timeout:g} s, so the "
                            "grader stopped the process running your code.")
-        return self._request(message, time.monotonic() + self.call_timeout, what, timeout_message)
+        deadline = time.monotonic() + self.call_timeout
+        if self.notebook_deadline < deadline:
+            deadline, timeout_message = self.notebook_deadline, self.notebook_timeout_message()
+        return self._request(message, deadline, what, timeout_message)
 
     def _handle(self, proxy: RemoteObject) -> int:
         handle, generation = object.__getattribute__(proxy, "_handle"), object.__getattribute__(proxy, "_generation")

@@ -3,7 +3,8 @@
 autograder.trusted starts this script inside the sandbox as ``python trusted_runner.py CELLS_JSON``.
 It imports only the standard library, numpy and IPython, because the packages autograder and
 solutions are not readable in the sandbox. CELLS_JSON is a JSON object {"cells": [{"label": str,
-"source": str}, ...]} with the code cells to run, in order.
+"source": str}, ...], "cell_timeout": seconds} with the code cells to run, in order, and the
+time after which a running cell is interrupted (no limit when it is missing or null).
 
 Student code never writes to the protocol stream: the script keeps private duplicates of file
 descriptors 0 and 1 for the protocol and points descriptors 0, 1 and 2 at /dev/null before it
@@ -40,6 +41,7 @@ import base64
 import io
 import json
 import os
+import signal
 import struct
 import sys
 import traceback
@@ -112,7 +114,7 @@ def clean_text(text, limit=MAX_TEXT):
 class Runner:
     """The student's namespace in an IPython shell, and the objects handed to the grader."""
 
-    def __init__(self, cells):
+    def __init__(self, cells, cell_timeout=None):
         import numpy as np
         from IPython.core.interactiveshell import InteractiveShell
         from traitlets.config import Config
@@ -122,6 +124,7 @@ class Runner:
         config.HistoryManager.enabled = False
         self.shell = InteractiveShell.instance(config=config)
         self.cells = cells
+        self.cell_timeout = cell_timeout
         self.next_cell = 0
         self.objects = {}
         self.next_handle = 1
@@ -185,11 +188,26 @@ class Runner:
         while self.next_cell < min(until, len(self.cells)):
             index = self.next_cell
             self.next_cell += 1
-            outcome = self.shell.run_cell(self.cells[index]["source"], store_history=True)
+            outcome = self.run_cell(self.cells[index]["source"])
             error = outcome.error_before_exec or outcome.error_in_exec
             results.append({"index": index, "error": None if error is None else self.describe_error(error)})
         self.random_state = np.random.get_state()
         return results
+
+    def run_cell(self, source):
+        """Run one cell, interrupted with KeyboardInterrupt after cell_timeout seconds as a kernel would be.
+
+        A cell that catches the interrupt runs on until the grader's own deadline stops this process.
+        """
+        if not self.cell_timeout:
+            return self.shell.run_cell(source, store_history=True)
+        previous = signal.signal(signal.SIGALRM, _interrupt_cell)
+        signal.setitimer(signal.ITIMER_REAL, self.cell_timeout)
+        try:
+            return self.shell.run_cell(source, store_history=True)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     def lookup(self, name):
         namespace = self.shell.user_ns
@@ -318,6 +336,10 @@ def _in_cells(filename, cell_filenames):
     return filename in cell_filenames or filename.startswith("<ipython-input-")
 
 
+def _interrupt_cell(signum, frame):
+    raise KeyboardInterrupt("the cell ran longer than its time limit")
+
+
 def _npy(np, array):
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
@@ -331,10 +353,11 @@ def main(argv):
         if len(argv) != 2:
             raise ValueError("usage: trusted_runner.py CELLS_JSON")
         with open(argv[1], encoding="utf-8") as handle:
-            cells = json.load(handle)["cells"]
+            plan = json.load(handle)
+        cells = plan["cells"]
         # Student code imports from its working folder (coursekit), not from this script's folder.
         sys.path[0] = os.getcwd()
-        runner = Runner(cells)
+        runner = Runner(cells, plan.get("cell_timeout"))
     except Exception as err:
         channel.send({"ready": False, "message": clean_text(f"{type(err).__name__}: {err}")})
         return 1

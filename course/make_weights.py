@@ -15,10 +15,18 @@ different order on a machine with another number of cores.
 from __future__ import annotations
 
 import os
+import platform
+
+AVX512_FEATURES = "X86_V4 AVX512_ICL AVX512_SPR"  # numpy 2.4's AVX-512 dispatch targets
 
 # Before numpy is imported, so that OpenBLAS (and MKL or OpenMP, if numpy uses them) start with one thread.
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = "1"
+if platform.machine().lower() in ("x86_64", "amd64"):
+    # The same instructions on every x86-64 machine with AVX2: OpenBLAS's Haswell kernels, and
+    # numpy's loops without AVX-512, which round some products and exp() differently.
+    os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+    os.environ["NPY_DISABLE_CPU_FEATURES"] = AVX512_FEATURES
 
 import argparse
 import sys

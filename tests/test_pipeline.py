@@ -20,10 +20,15 @@ LOOP_IGNORING_INTERRUPT = (
 )
 
 
-def grade(submissions: Path, report: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Run the grading command line on the probe course."""
+def grade(submissions: Path, report: Path, *extra: str, recheck: str = "off") -> subprocess.CompletedProcess:
+    """Run the grading command line on the probe course.
+
+    The probe's hidden test is a plain assert, which the trusted re-check cannot run, so it is off
+    unless a test turns it on.
+    """
     command = [sys.executable, "-m", "autograder", "grade", str(submissions), "--report", str(report),
-               "--course", str(PROBE_COURSE), "--cell-timeout", "5", "--notebook-timeout", "30", *extra]
+               "--course", str(PROBE_COURSE), "--cell-timeout", "5", "--notebook-timeout", "30",
+               "--trusted-recheck", recheck, *extra]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
 
 
@@ -237,3 +242,20 @@ def test_foreign_nbgrader_folder_left_alone(release, tmp_path):
     assert result.returncode == 1
     assert "was not made by this grader" in result.stderr
     assert (tmp_path / "report" / "nbgrader" / "keep.txt").exists()
+
+
+def test_recheck_rejects_plain_assert_hidden_test(release, tmp_path):
+    write_submission(release, tmp_path / "submitted", "ann", CORRECT)
+    result = grade(tmp_path / "submitted", tmp_path / "report", recheck="on")
+    assert result.returncode == 1, result.stderr
+    assert "the trusted re-check cannot grade probe.ipynb" in result.stderr
+    assert "assert add(2, 2) == 4" in result.stderr
+    assert "--trusted-recheck off" in result.stderr
+
+
+def test_invalid_sandbox_mode_names_choices(release, tmp_path):
+    write_submission(release, tmp_path / "submitted", "ann", CORRECT)
+    result = grade(tmp_path / "submitted", tmp_path / "report", "--sandbox", "strict")
+    assert result.returncode == 2
+    assert "invalid choice: 'strict'" in result.stderr
+    assert "'auto', 'require', 'off'" in result.stderr

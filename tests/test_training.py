@@ -184,8 +184,9 @@ def test_loader_reports_missing_file(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_make_weights_reproduces_committed_bytes(tmp_path):
-    # NOTE: the committed files were written on an x86-64 Linux machine with numpy 2.4.6. Another
-    # CPU may round a BLAS product differently and so change the trained weights in the last bits.
+    # NOTE: the committed files were written on an x86-64 Linux machine with numpy 2.4.6, with
+    # OpenBLAS's Haswell kernels and numpy's AVX-512 loops turned off by make_weights.py. Other
+    # x86-64 machines should then match; an ARM machine rounds differently.
     result = subprocess.run(
         [sys.executable, str(MAKE_WEIGHTS), "--output", str(tmp_path)], capture_output=True, text=True
     )

@@ -421,3 +421,51 @@ def test_truncated_array_reply_rejected():
     np.save(buffer, np.zeros((4, 4)), allow_pickle=False)
     with pytest.raises(ValueError, match="do not match"):
         trusted._load_npy(base64.b64encode(buffer.getvalue()[:-8]).decode("ascii"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Time limits of the code cells
+
+
+SLOW_CELL = "import time\ntime.sleep(120)\n"
+STUBBORN_CELL = "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass\n"
+
+
+def test_slow_cell_interrupted_then_next_cells_run(tmp_path):
+    submitted = SAMPLE.submission("conv_pool", appended={"conv2d_answer": SLOW_CELL})
+    start = time.monotonic()
+    verdicts = trusted.recheck(submitted, read_source("conv_pool"), RELEASE, tmp_path / "work", sandbox_mode="require",
+                               call_timeout=CALL_TIMEOUT, startup_timeout=STARTUP_TIMEOUT, cell_timeout=1)
+    assert time.monotonic() - start < 60
+    assert all(verdict.passed for verdict in verdicts.values()), \
+        {name: verdict.message for name, verdict in verdicts.items() if not verdict.passed}
+
+
+def test_cell_ignoring_interrupt_stops_later_tests(tmp_path):
+    submitted = SAMPLE.submission("conv_pool", appended={"maxpool2d_answer": STUBBORN_CELL})
+    verdicts = trusted.recheck(submitted, read_source("conv_pool"), RELEASE, tmp_path / "work", sandbox_mode="require",
+                               call_timeout=CALL_TIMEOUT, startup_timeout=STARTUP_TIMEOUT, cell_timeout=1)
+    assert verdicts["conv2d_hidden_stride"].passed
+    later = verdicts["maxpool2d_hidden_basic"]
+    assert not later.passed
+    assert "The cell maxpool2d_answer did not stop within" in later.message
+    assert "of its interrupt after 1 s" in later.message
+    assert not verdicts["conv2d_fast_hidden_stride"].passed
+
+
+def test_notebook_budget_fails_remaining_tests(tmp_path):
+    submitted = SAMPLE.submission("conv_pool", appended={"conv2d_backward_answer": SLOW_CELL})
+    verdicts = trusted.recheck(submitted, read_source("conv_pool"), RELEASE, tmp_path / "work", sandbox_mode="require",
+                               call_timeout=CALL_TIMEOUT, startup_timeout=STARTUP_TIMEOUT, cell_timeout=30,
+                               notebook_timeout=8)
+    assert verdicts["maxpool2d_hidden_odd_sizes"].passed
+    last = verdicts["conv2d_fast_hidden_stride"]
+    assert not last.passed
+    assert "time budget of 8 s" in last.message
+
+
+def test_runner_that_cannot_start_raises(tmp_path, monkeypatch):
+    monkeypatch.setattr(trusted, "RUNNER", tmp_path / "missing_runner.py")
+    with pytest.raises(trusted.RunnerStartError, match="the re-check process did not start"):
+        trusted.recheck(SAMPLE.submission("conv_pool"), read_source("conv_pool"), RELEASE, tmp_path / "work",
+                        sandbox_mode="require", call_timeout=CALL_TIMEOUT, startup_timeout=STARTUP_TIMEOUT)
