@@ -18,6 +18,7 @@ from .report import print_score_table, write_grades_csv
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def positive_seconds(text: str) -> int:
@@ -97,6 +98,11 @@ def run_grade(args: argparse.Namespace) -> int:
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"\nerror: Grading was interrupted, so {args.report / 'grades.csv'} was not written. Run the same "
+              "command again: each run grades the whole class from the start, so no notebook is graded twice.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     write_grades_csv(results, args.report / "grades.csv")
 
     print_score_table(results, sys.stdout)

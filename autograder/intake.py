@@ -155,6 +155,13 @@ def read_submissions(
                             f"'{assignment}' and was not graded",
                             f"Expected notebooks: {', '.join(name + '.ipynb' for name in expected)}. "
                             "Rename it to the notebook it answers, or remove it.")
+                # Grading runs the notebooks beside the release's files only, so that a submitted
+                # module cannot stand in for coursekit or the reference.
+                others = [entry.name + ("/" if entry.is_dir() else "") for entry in sorted(folder.iterdir())
+                          if entry.suffix != ".ipynb" and not _is_hidden(entry)]
+                if others:
+                    intake.student_notes.setdefault(student, []).append(
+                        f"files beside the notebooks were not used for grading: {', '.join(others)}")
             for notebook in expected:
                 submission = NotebookSubmission(student, assignment, notebook)
                 path = folder / f"{notebook}.ipynb"

@@ -25,9 +25,10 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from .course import COURSE_DIR, REPO_ROOT, max_points
 from .intake import Intake, NotebookSubmission
+from .kernel_launcher import KERNEL_SANDBOX_VARIABLE, RUNTIME_DIR_PREFIX, install_kernel_spec, policy_json
 from .rescore import apply_verdicts
-from .restore import restore_missing_cells
-from .sandbox import Sandbox, SandboxUnavailable
+from .restore import drop_duplicate_cells, restore_missing_cells
+from .sandbox import Limits, Sandbox, SandboxUnavailable
 from .trusted import plan_notebook, recheck
 
 log = logging.getLogger("autograder")
@@ -51,6 +52,12 @@ c.BoundedExecute.timeout = {cell_timeout}
 c.BoundedExecute.notebook_timeout = {notebook_timeout}
 c.BoundedExecute.log_dir = {log_dir!r}
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# Kernels run in a sandbox without network (autograder/kernel_launcher.py), so they talk to
+# nbgrader over Unix sockets, in the folder that the pipeline makes for each student. The path
+# must be absolute: nbgrader and the kernel run in different folders.
+import os
+c.KernelManager.transport = "ipc"
+c.KernelManager.ip = os.path.join(os.environ.get("JUPYTER_RUNTIME_DIR", {root!r}), "kernel")
 """
 
 # File that marks a folder as a workspace of this grader, so that a new run may delete it.
@@ -92,6 +99,7 @@ class GradingOptions:
     sandbox: str = "auto"  # one of autograder.sandbox.MODES
     trusted_recheck: bool = True  # score hidden tests by autograder.trusted, not by the student's kernel
     hidden: list[Path] = field(default_factory=list)  # more folders that student code must not read
+    limits: Limits = field(default_factory=Limits)
 
 
 class GradingError(Exception):
@@ -106,6 +114,7 @@ class Workspace:
         self.root = report_dir.resolve() / "nbgrader"
         self.log_dir = self.root / "execution"
         self.db_path = self.root / "gradebook.db"
+        self.jupyter_dir = self.root / "jupyter"
         self.options = options
 
     def prepare(self, assignments: list[str]) -> None:
@@ -135,10 +144,36 @@ class Workspace:
             log_dir=str(self.log_dir),
         )
         (self.root / "nbgrader_config.py").write_text(config)
+        install_kernel_spec(self.jupyter_dir)
 
-    def run(self, *args: str, timeout: float) -> subprocess.CompletedProcess:
-        """Run one nbgrader command in the workspace and return its result."""
+    def kernel_policy(self) -> str:
+        """Return the sandbox policy of the students' kernels, for KERNEL_SANDBOX_VARIABLE.
+
+        The kernel may read the packages autograder and solutions, because the hidden tests that
+        nbgrader runs in it import them. Its results only flag a notebook: the score comes from
+        the trusted re-check, whose sandbox cannot read solutions.
+        """
+        return policy_json(
+            mode=self.options.sandbox,
+            readable=[REPO_ROOT / "autograder", REPO_ROOT / "solutions"],
+            hidden=[self.root.parent, self.course_dir, *self.options.hidden],
+            environment={"PYTHONPATH": str(REPO_ROOT)},
+            limits=self.options.limits,
+        )
+
+    def run(self, *args: str, timeout: float, runtime_dir: Path | None = None) -> subprocess.CompletedProcess:
+        """Run one nbgrader command in the workspace and return its result.
+
+        Kernels that the command starts write their connection files and sockets to runtime_dir.
+        """
         env = dict(os.environ)
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(self.jupyter_dir), env.get("JUPYTER_PATH")]))
+        env[KERNEL_SANDBOX_VARIABLE] = self.kernel_policy()
+        if runtime_dir is not None:
+            # jupyter_client writes kernel connection files with tempfile.mkstemp, so TMPDIR decides
+            # where they and the kernel's Unix sockets go.
+            env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
+            env["TMPDIR"] = str(runtime_dir)
         # nbgrader calls `alembic` by name, so the environment's bin folder must be on PATH.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
@@ -177,7 +212,11 @@ def release_notebook(assignment: str, notebook: str, workspace: Workspace) -> nb
 
 def stage_student(workspace: Workspace, student: str, assignment: str,
                   submissions: list[NotebookSubmission]) -> dict[str, list[str]]:
-    """Copy a student's gradable notebooks into the workspace; return restored cell ids per notebook."""
+    """Copy a student's gradable notebooks into the workspace; return notes on the changes per notebook.
+
+    Later copies of a duplicated nbgrader cell are removed, and deleted nbgrader cells are put back
+    from the release.
+    """
     folder = workspace.submitted_folder(student, assignment)
     if folder.exists():
         shutil.rmtree(folder)
@@ -187,8 +226,14 @@ def stage_student(workspace: Workspace, student: str, assignment: str,
         if submission.problem:
             continue
         notebook = submission.content
-        restored[submission.notebook] = restore_missing_cells(
-            notebook, release_notebook(assignment, submission.notebook, workspace))
+        notes = []
+        duplicates = drop_duplicate_cells(notebook)
+        if duplicates:
+            notes.append(f"duplicate copies of cells were removed: {', '.join(duplicates)}")
+        put_back = restore_missing_cells(notebook, release_notebook(assignment, submission.notebook, workspace))
+        if put_back:
+            notes.append(f"deleted cells were put back and graded: {', '.join(put_back)}")
+        restored[submission.notebook] = notes
         nbformat.write(notebook, os.fspath(folder / f"{submission.notebook}.ipynb"))
     return restored
 
@@ -219,7 +264,13 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
     command_error = ""
     if restored:  # at least one notebook can be graded
         budget = workspace.options.notebook_timeout * len(restored) + COMMAND_OVERHEAD_SECONDS
-        result = workspace.run("autograde", assignment, "--student", student, "--force", timeout=budget)
+        # A short path of its own: Unix socket paths may not exceed 107 bytes.
+        runtime_dir = Path(tempfile.mkdtemp(prefix=RUNTIME_DIR_PREFIX))
+        try:
+            result = workspace.run("autograde", assignment, "--student", student, "--force", timeout=budget,
+                                   runtime_dir=runtime_dir)
+        finally:
+            shutil.rmtree(runtime_dir, ignore_errors=True)
         if result.returncode != 0:
             command_error = _error_summary(result)
             log.error("nbgrader autograde failed for %s / %s: %s", student, assignment, command_error)
@@ -246,8 +297,7 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
             notes.append(f"{record['message']}; the tests after it scored 0")
         elif record.get("interrupted"):
             notes.append(f"interrupted after the cell time limit: {', '.join(record['interrupted'])}")
-        if restored.get(submission.notebook):
-            notes.append(f"deleted cells were put back and graded: {', '.join(restored[submission.notebook])}")
+        notes += restored.get(submission.notebook, [])
         results.append(NotebookResult(student, assignment, submission.notebook, score, total, status,
                                       "; ".join(notes), flag))
     for row in results:

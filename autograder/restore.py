@@ -44,3 +44,23 @@ def restore_missing_cells(submitted: NotebookNode, release: NotebookNode) -> lis
             restored.append(grade_id)
         previous_id = grade_id
     return restored
+
+
+def drop_duplicate_cells(submitted: NotebookNode) -> list[str]:
+    """Remove every later copy of an nbgrader cell whose grade id came before; return the removed ids.
+
+    nbgrader 0.9.6 stops the whole notebook on a duplicated grade id, with an error about an old
+    metadata format that does not name the cell. The first copy stays, as the student placed it.
+    """
+    seen: set[str] = set()
+    kept, dropped = [], []
+    for cell in submitted.cells:
+        grade_id = _grade_id(cell)
+        if grade_id is not None and grade_id in seen:
+            dropped.append(grade_id)
+            continue
+        if grade_id is not None:
+            seen.add(grade_id)
+        kept.append(cell)
+    submitted.cells = kept
+    return dropped
