@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .course import COURSE_DIR
 from .expected import compare_with_expected
@@ -19,6 +22,17 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
+
+
+def positive_count(text: str) -> int:
+    """Parse a positive number of workers for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of workers: {text!r}; pass a whole number such as 2")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid number of workers: {value}; it must be at least 1")
+    return value
 
 
 def positive_seconds(text: str) -> int:
@@ -52,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="isolate student code with bubblewrap: 'auto' uses it when it works and warns when "
                             "it does not, 'require' stops the run without it, 'off' applies resource limits only "
                             "(default: %(default)s)")
+    grade.add_argument("--workers", type=positive_count, default=GradingOptions().workers,
+                       help="students graded at once, each in its own nbgrader process and sandbox "
+                            "(default: the number of cores, %(default)s)")
     grade.add_argument("--trusted-recheck", choices=("on", "off"), default="on",
                        help="score the hidden tests by re-running them outside the student's kernel, and flag "
                             "notebooks where the two disagree (default: %(default)s)")
@@ -82,7 +99,8 @@ def run_grade(args: argparse.Namespace) -> int:
     args.report.mkdir(parents=True, exist_ok=True)
     options = GradingOptions(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                              sandbox=args.sandbox, trusted_recheck=args.trusted_recheck == "on",
-                             hidden=[args.submissions.resolve()])
+                             hidden=[args.submissions.resolve()], workers=args.workers,
+                             progress=sys.stderr.isatty())
     sandbox_warning = ""
     if args.sandbox == "off":
         sandbox_warning = "the sandbox is off (--sandbox off)"
@@ -94,7 +112,9 @@ def run_grade(args: argparse.Namespace) -> int:
                            f"and other students' files. {INSTALL_HINT}")
         print(sandbox_warning, file=sys.stderr)
     try:
-        results = grade_class(intake, args.report, options, args.course)
+        # While the progress bar is shown, log lines are printed above it.
+        with logging_redirect_tqdm() if options.progress else contextlib.nullcontext():
+            results = grade_class(intake, args.report, options, args.course)
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -107,6 +127,7 @@ def run_grade(args: argparse.Namespace) -> int:
 
     print_score_table(results, sys.stdout)
     print(f"\nGrades: {args.report / 'grades.csv'}\nFeedback: {args.report / 'feedback'}")
+    print(f"Report: {args.report / 'report' / 'index.html'}\nFor an LMS: {args.report / 'lms_grades.csv'}")
     if sandbox_warning:
         print(f"\n{sandbox_warning}")
     if intake.input_errors:

@@ -46,10 +46,11 @@ def install_kernel_spec(jupyter_data_dir: Path) -> None:
 
 
 def policy_json(mode: str, readable: list[Path], hidden: list[Path], environment: dict[str, str],
-                limits: Limits) -> str:
+                limits: Limits, uid: int = SANDBOX_UID) -> str:
     """Return the value of KERNEL_SANDBOX_VARIABLE for a grading run."""
     return json.dumps({
         "mode": mode,
+        "uid": uid,
         "readable": [str(path) for path in readable],
         "hidden": [str(path) for path in hidden],
         "environment": environment,
@@ -86,13 +87,14 @@ def main(argv: list[str]) -> None:
         limits=Limits(**policy["limits"]),
         environment=policy["environment"],
         mode=policy["mode"],
+        uid=policy.get("uid", SANDBOX_UID),
     )
     sandbox.prepare()
     # The kernel creates its sockets in runtime_dir, as the sandbox user: bind it, and hand over
     # that one folder only (not its contents). It is TMPDIR, so prepare() would reject it as shared.
     sandbox.writable.append(runtime_dir)
     if sandbox.isolated and os.geteuid() == 0:
-        os.chown(runtime_dir, SANDBOX_UID, SANDBOX_UID)
+        os.chown(runtime_dir, sandbox.uid, sandbox.uid)
     # nbclient adds options for the kernel, such as --HistoryManager.hist_file=:memory:.
     command = sandbox.wrap([sys.executable, "-m", "ipykernel_launcher", "-f", str(shared_copy), *argv[1:]])
     env = {**os.environ, **sandbox.env()} if not sandbox.isolated else sandbox.env()

@@ -16,19 +16,24 @@ import os
 import shutil
 import subprocess
 import sys
+import queue
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
+from tqdm import tqdm
 
+from .class_report import write_class_report
 from .course import COURSE_DIR, REPO_ROOT, max_points
 from .intake import Intake, NotebookSubmission
 from .kernel_launcher import KERNEL_SANDBOX_VARIABLE, RUNTIME_DIR_PREFIX, install_kernel_spec, policy_json
 from .rescore import apply_verdicts
 from .restore import drop_duplicate_cells, restore_missing_cells
-from .sandbox import Limits, Sandbox, SandboxUnavailable
+from .sandbox import SANDBOX_UID, Limits, Sandbox, SandboxUnavailable, sandbox_uid
 from .trusted import plan_notebook, recheck
 
 log = logging.getLogger("autograder")
@@ -59,6 +64,8 @@ import os
 c.KernelManager.transport = "ipc"
 c.KernelManager.ip = os.path.join(os.environ.get("JUPYTER_RUNTIME_DIR", {root!r}), "kernel")
 """
+
+SQLITE_LOCK_SECONDS = 120
 
 # File that marks a folder as a workspace of this grader, so that a new run may delete it.
 WORKSPACE_MARKER = ".autograder-workspace"
@@ -99,11 +106,17 @@ class GradingOptions:
     sandbox: str = "auto"  # one of autograder.sandbox.MODES
     trusted_recheck: bool = True  # score hidden tests by autograder.trusted, not by the student's kernel
     hidden: list[Path] = field(default_factory=list)  # more folders that student code must not read
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # students graded at once
+    progress: bool = False  # show a progress bar on standard error
     limits: Limits = field(default_factory=Limits)
 
 
 class GradingError(Exception):
     """A failure of the grading run itself, not of one student's submission."""
+
+
+class GradingInterrupted(Exception):
+    """A worker stopped grading because the run was interrupted."""
 
 
 class Workspace:
@@ -114,8 +127,11 @@ class Workspace:
         self.root = report_dir.resolve() / "nbgrader"
         self.log_dir = self.root / "execution"
         self.db_path = self.root / "gradebook.db"
+        # Parallel workers write to one SQLite file: a writer waits up to 120 s for the lock.
+        self.db_url = f"sqlite:///{self.db_path}?timeout={SQLITE_LOCK_SECONDS}"
         self.jupyter_dir = self.root / "jupyter"
         self.options = options
+        self.stop = threading.Event()  # set when the run is interrupted, so that workers stop early
 
     def prepare(self, assignments: list[str]) -> None:
         """Start a new workspace: copy the source notebooks and write the grading configuration.
@@ -138,7 +154,7 @@ class Workspace:
         config = (self.course_dir / "nbgrader_config.py").read_text()
         config += GRADING_CONFIG.format(
             root=str(self.root),
-            db_url=f"sqlite:///{self.db_path}",
+            db_url=self.db_url,
             cell_timeout=self.options.cell_timeout,
             notebook_timeout=self.options.notebook_timeout,
             log_dir=str(self.log_dir),
@@ -146,7 +162,7 @@ class Workspace:
         (self.root / "nbgrader_config.py").write_text(config)
         install_kernel_spec(self.jupyter_dir)
 
-    def kernel_policy(self) -> str:
+    def kernel_policy(self, uid: int = SANDBOX_UID) -> str:
         """Return the sandbox policy of the students' kernels, for KERNEL_SANDBOX_VARIABLE.
 
         The kernel may read the packages autograder and solutions, because the hidden tests that
@@ -159,16 +175,19 @@ class Workspace:
             hidden=[self.root.parent, self.course_dir, *self.options.hidden],
             environment={"PYTHONPATH": str(REPO_ROOT)},
             limits=self.options.limits,
+            uid=uid,
         )
 
-    def run(self, *args: str, timeout: float, runtime_dir: Path | None = None) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: float, runtime_dir: Path | None = None,
+            uid: int = SANDBOX_UID) -> subprocess.CompletedProcess:
         """Run one nbgrader command in the workspace and return its result.
 
-        Kernels that the command starts write their connection files and sockets to runtime_dir.
+        Kernels that the command starts write their connection files and sockets to runtime_dir,
+        and run as the user uid when the grader is root.
         """
         env = dict(os.environ)
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(self.jupyter_dir), env.get("JUPYTER_PATH")]))
-        env[KERNEL_SANDBOX_VARIABLE] = self.kernel_policy()
+        env[KERNEL_SANDBOX_VARIABLE] = self.kernel_policy(uid)
         if runtime_dir is not None:
             # jupyter_client writes kernel connection files with tempfile.mkstemp, so TMPDIR decides
             # where they and the kernel's Unix sockets go.
@@ -240,7 +259,7 @@ def stage_student(workspace: Workspace, student: str, assignment: str,
 
 def read_score(workspace: Workspace, submission: NotebookSubmission) -> tuple[float, float]:
     """Return (score, max score) of one autograded notebook from the gradebook."""
-    with Gradebook(f"sqlite:///{workspace.db_path}") as gradebook:
+    with Gradebook(workspace.db_url) as gradebook:
         try:
             notebook = gradebook.find_submission_notebook(submission.notebook, submission.assignment,
                                                           submission.student)
@@ -250,8 +269,12 @@ def read_score(workspace: Workspace, submission: NotebookSubmission) -> tuple[fl
 
 
 def grade_student(workspace: Workspace, student: str, assignment: str,
-                  submissions: list[NotebookSubmission], max_points: dict[str, float]) -> list[NotebookResult]:
-    """Autograde one student's notebooks of one assignment and return a result per notebook."""
+                  submissions: list[NotebookSubmission], max_points: dict[str, float],
+                  uid: int = SANDBOX_UID) -> list[NotebookResult]:
+    """Autograde one student's notebooks of one assignment and return a result per notebook.
+
+    The student's code runs as the user uid when the grader is root.
+    """
     log.info("Grading %s / %s", student, assignment)
     restored = stage_student(workspace, student, assignment, submissions)
     autograded = workspace.root / "autograded" / student / assignment
@@ -268,12 +291,16 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
         runtime_dir = Path(tempfile.mkdtemp(prefix=RUNTIME_DIR_PREFIX))
         try:
             result = workspace.run("autograde", assignment, "--student", student, "--force", timeout=budget,
-                                   runtime_dir=runtime_dir)
+                                   runtime_dir=runtime_dir, uid=uid)
         finally:
             shutil.rmtree(runtime_dir, ignore_errors=True)
         if result.returncode != 0:
             command_error = _error_summary(result)
-            log.error("nbgrader autograde failed for %s / %s: %s", student, assignment, command_error)
+            output_file = workspace.log_dir / student / f"autograde-{assignment}.log"
+            output_file.parent.mkdir(parents=True, exist_ok=True)
+            output_file.write_text(result.stderr or "")
+            log.error("nbgrader autograde failed for %s / %s: %s (its output: %s)", student, assignment,
+                      command_error, output_file)
 
     results = []
     for submission in submissions:
@@ -287,7 +314,9 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
             results.append(NotebookResult(student, assignment, submission.notebook, 0.0, total, "failed", reason))
             continue
 
-        flag = trusted_rescore(workspace, submission) if workspace.options.trusted_recheck else ""
+        if workspace.stop.is_set():
+            raise GradingInterrupted()
+        flag = trusted_rescore(workspace, submission, uid) if workspace.options.trusted_recheck else ""
         score, _ = read_score(workspace, submission)
         record = workspace.execution_record(submission)
         notes = []
@@ -308,7 +337,7 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
     return results
 
 
-def trusted_rescore(workspace: Workspace, submission: NotebookSubmission) -> str:
+def trusted_rescore(workspace: Workspace, submission: NotebookSubmission, uid: int = SANDBOX_UID) -> str:
     """Re-check one autograded notebook outside the student's kernel and write the trusted scores.
 
     Returns why the notebook needs review, or "" when the kernel's results and the re-check agree.
@@ -326,9 +355,9 @@ def trusted_rescore(workspace: Workspace, submission: NotebookSubmission) -> str
             submitted, source, workspace.root / "release" / submission.assignment, scratch / "work",
             sandbox_mode=options.sandbox, call_timeout=options.cell_timeout, startup_timeout=options.notebook_timeout,
             cell_timeout=options.cell_timeout, notebook_timeout=options.notebook_timeout,
-            hidden=[workspace.root.parent, workspace.course_dir, *options.hidden],
+            hidden=[workspace.root.parent, workspace.course_dir, *options.hidden], sandbox_uid=uid,
         )
-        return apply_verdicts(workspace.db_path, submission.student, submission.assignment, submission.notebook,
+        return apply_verdicts(workspace.db_url, submission.student, submission.assignment, submission.notebook,
                               verdicts).flag
     except Exception as err:  # one student's re-check must not stop the class
         log.exception("The trusted re-check of %s / %s / %s failed", submission.student, submission.assignment,
@@ -402,13 +431,62 @@ def export_gradebook(workspace: Workspace, report_dir: Path) -> None:
         raise GradingError(f"nbgrader export failed: {_error_summary(result)}")
 
 
+def grade_students(workspace: Workspace, intake: Intake, assignment: str,
+                   points: dict[str, float]) -> list[NotebookResult]:
+    """Grade every student's notebooks of one assignment with options.workers students at a time.
+
+    Each worker slot has its own sandbox user. The results come back in the order of
+    intake.students, whatever order the workers finish in. On KeyboardInterrupt, no new student
+    starts, the running ones stop after their current nbgrader command, and the interrupt is raised.
+    """
+    workers = max(1, min(workspace.options.workers, len(intake.students)))
+    try:
+        slot_uids = [sandbox_uid(slot) for slot in range(workers)]
+    except ValueError as err:
+        raise GradingError(str(err)) from None
+    free_uids: queue.Queue[int] = queue.Queue()
+    for uid in slot_uids:
+        free_uids.put(uid)
+
+    def grade_one(student: str) -> list[NotebookResult]:
+        mine = [s for s in intake.submissions if s.student == student and s.assignment == assignment]
+        if workspace.stop.is_set():
+            raise GradingInterrupted()
+        uid = free_uids.get()
+        try:
+            return grade_student(workspace, student, assignment, mine, points, uid)
+        finally:
+            free_uids.put(uid)
+
+    notebooks = sum(1 for s in intake.submissions if s.assignment == assignment)
+    progress = tqdm(total=notebooks, desc=f"Grading {assignment}", unit="notebook", file=sys.stderr,
+                    disable=not workspace.options.progress)
+    failed = 0
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader")
+    try:
+        futures = {student: pool.submit(grade_one, student) for student in intake.students}
+        for future in as_completed(futures.values()):
+            rows = future.result()
+            failed += sum(row.status != "graded" for row in rows)
+            progress.set_postfix_str(f"{failed} failed" if failed else "", refresh=False)
+            progress.update(len(rows))
+    except BaseException:
+        workspace.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        progress.close()
+    pool.shutdown()
+    return [row for student in intake.students for row in futures[student].result()]
+
+
 def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
                 course_dir: Path = COURSE_DIR) -> list[NotebookResult]:
     """Grade every student in ``intake``; write feedback and exports under ``report_dir``."""
     assignments = sorted({submission.assignment for submission in intake.submissions})
     workspace = Workspace(report_dir, options, course_dir)
     workspace.prepare(assignments)
-    for output in ("feedback", "grades.csv", "nbgrader_export.csv"):
+    for output in ("feedback", "grades.csv", "nbgrader_export.csv", "report", "lms_grades.csv"):
         path = report_dir / output
         if path.is_dir():
             shutil.rmtree(path)
@@ -426,9 +504,7 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
         if options.trusted_recheck:
             check_recheck_rules(workspace, assignment)
 
-        for student in intake.students:
-            mine = [s for s in intake.submissions if s.student == student and s.assignment == assignment]
-            results.extend(grade_student(workspace, student, assignment, mine, points))
+        results.extend(grade_students(workspace, intake, assignment, points))
 
         log.info("Writing feedback for %s", assignment)
         for student in write_feedback(workspace, report_dir, assignment, intake.students):
@@ -441,4 +517,8 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
         row.reason = "; ".join(filter(None, [row.reason, *notes]))
     write_failure_pages(report_dir, [row for row in results if row.status == "failed"])
     export_gradebook(workspace, report_dir)
+    try:
+        write_class_report(results, workspace.db_url, workspace.root / "autograded", report_dir)
+    except Exception:  # the grades are written; a broken plot must not lose them
+        log.exception("The instructor report under %s could not be written", report_dir / "report")
     return results

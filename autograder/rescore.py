@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from nbgrader.api import Gradebook
 
@@ -43,14 +42,14 @@ class Rescore:
         return "; ".join(self.disagreements)
 
 
-def apply_verdicts(db_path: Path, student: str, assignment: str, notebook: str,
+def apply_verdicts(db_url: str, student: str, assignment: str, notebook: str,
                    verdicts: dict[str, CellVerdict]) -> Rescore:
     """Write the trusted score of each test cell of one notebook to the gradebook and return the total.
 
     Raises MissingEntry when the gradebook has no autograded notebook of that name for the student,
     and KeyError naming the cell when a test cell of the gradebook has no verdict.
     """
-    with Gradebook(f"sqlite:///{db_path}") as gradebook:
+    with Gradebook(db_url) as gradebook:
         submitted = gradebook.find_submission_notebook(notebook, assignment, student)
         grades = {grade.name: grade for grade in submitted.grades}
         missing = [name for name in grades if name not in verdicts]

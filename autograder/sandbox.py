@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,7 @@ class Sandbox:
     limits: Limits = Limits()
     environment: dict[str, str] = field(default_factory=dict)
     mode: str = "auto"
+    uid: int = SANDBOX_UID  # the user and group that sandboxed code runs as, when the grader is root
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -92,15 +94,15 @@ class Sandbox:
                 continue
             _reject_shared_folder(path)
             if path == self.workdir:
-                _chown_tree(path, SANDBOX_UID)
+                _chown_tree(path, self.uid)
             else:
-                os.chown(path, SANDBOX_UID, SANDBOX_UID)
+                os.chown(path, self.uid, self.uid)
 
     def wrap(self, argv: list[str]) -> list[str]:
         """Return the command that runs argv in this sandbox."""
         if not self.isolated:
             return _prlimit(self.limits) + list(argv)
-        return _prlimit(self.limits) + self._bwrap() + _switch_user() + list(argv)
+        return _prlimit(self.limits) + self._bwrap() + _switch_user(self.uid) + list(argv)
 
     def env(self) -> dict[str, str]:
         """Return the environment for subprocess calls of wrap(): bwrap sets its own, so this is for the fallback."""
@@ -167,12 +169,30 @@ def _namespaces_and_capabilities() -> list[str]:
     return ["--unshare-all", "--cap-drop", "ALL"]
 
 
-def _switch_user() -> list[str]:
-    """Return the setpriv prefix that runs the rest as SANDBOX_UID with no capabilities, when root."""
+def _switch_user(uid: int = SANDBOX_UID) -> list[str]:
+    """Return the setpriv prefix that runs the rest as uid with no capabilities, when root."""
     if not _drops_to_sandbox_user():
         return []
-    return ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--"]
+
+
+def sandbox_uid(slot: int) -> int:
+    """Return the user id for sandboxes of grading slot number slot (0, 1, ...): 65534, 65533, ...
+
+    Parallel workers run as different users, so that the process limit of one student's
+    sandbox, which Linux counts per user, does not take processes from another's. Raises
+    ValueError when that id belongs to an account other than nobody.
+    """
+    uid = SANDBOX_UID - slot
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return uid
+    if uid != SANDBOX_UID:
+        raise ValueError(f"the sandbox user id {uid} for worker {slot + 1} belongs to the account {name!r}: "
+                         "grade with fewer workers")
+    return uid
 
 
 def _drops_to_sandbox_user() -> bool:

@@ -55,7 +55,7 @@ import numpy as np
 
 from autograder import checks
 from autograder.hidden_calls import CheckCall, has_hidden_tests, hidden_check_calls_in_cell
-from autograder.sandbox import Sandbox
+from autograder.sandbox import SANDBOX_UID, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,7 @@ def recheck(
     cell_timeout: float | None = None,
     notebook_timeout: float | None = None,
     hidden: list[Path] | None = None,
+    sandbox_uid: int = SANDBOX_UID,
 ) -> dict[str, CellVerdict]:
     """Re-check every test cell of source against the code of submitted, run in a sandbox.
 
@@ -224,7 +225,8 @@ def recheck(
     code cells gets startup_timeout per runner. The runner interrupts a cell after cell_timeout, as
     nbgrader interrupts a kernel, and the next cell runs. Once notebook_timeout has passed since
     the start, every remaining test cell fails. hidden names folders that the sandbox shows empty,
-    such as the gradebook's and other students' folders.
+    such as the gradebook's and other students' folders. sandbox_uid is the user that the student's
+    code runs as when the grader runs as root.
 
     Raises ValueError for a source notebook that breaks the rules of the module docstring,
     RuntimeError when the package solutions cannot be imported, RunnerStartError when the runner
@@ -246,7 +248,7 @@ def recheck(
         os.chmod(cells_folder, 0o755)
         os.chmod(cells_file, 0o644)
         sandbox = Sandbox(workdir=workdir, readable=[RUNNER, cells_file], hidden=list(hidden or []),
-                          mode=sandbox_mode)
+                          mode=sandbox_mode, uid=sandbox_uid)
         sandbox.prepare()
         session = RemoteSession(sandbox, cells_file, [cell["label"] for cell in plan.cells], call_timeout,
                                 startup_timeout, cell_timeout, notebook_timeout)
@@ -360,7 +362,7 @@ class RemoteSession:
         self.cells_run = 0
         self._buffer = bytearray()
         self.startup_deadline = time.monotonic() + self.startup_timeout
-        log.info("starting runner %d: %s", self.generation, " ".join(command))
+        log.debug("starting runner %d: %s", self.generation, " ".join(command))
         # The runner points its stderr at /dev/null as soon as it starts, so this file gets only
         # what bwrap and Python write before that, such as why the sandbox could not start.
         stderr_path = self.cells_file.with_name(f"runner-{self.generation}.stderr")
@@ -398,7 +400,7 @@ class RemoteSession:
         except subprocess.TimeoutExpired:
             log.error("runner process %d did not exit after SIGKILL", process.pid)
         _close_pipes(process)
-        log.info("stopped runner %d (exit code %s)", self.generation, process.returncode)
+        log.debug("stopped runner %d (exit code %s)", self.generation, process.returncode)
 
     def close(self) -> None:
         """Let the runner exit by closing its input, and kill it if it does not."""

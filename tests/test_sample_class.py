@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.course import COURSE_DIR, REPO_ROOT
+from autograder.course import COURSE_DIR, REPO_ROOT, grade_cells
 from autograder.expected import compare_with_expected, read_expectations
 
 SAMPLE_CLASS = COURSE_DIR / "sample_class"
@@ -30,6 +30,35 @@ def graded(tmp_path_factory):
                str(report), *DEMO_LIMITS]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
     return result, report
+
+
+@pytest.fixture(scope="module")
+def graded_serially(tmp_path_factory):
+    """The sample class graded by one worker; the fixture graded uses one per core."""
+    report = tmp_path_factory.mktemp("sample_class_serial") / "report"
+    command = [sys.executable, "-m", "autograder", "grade", str(SAMPLE_CLASS / "submitted"), "--report",
+               str(report), *DEMO_LIMITS, "--workers", "1"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+    return result, report
+
+
+def test_parallel_grades_equal_serial(graded, graded_serially):
+    (parallel, parallel_report), (serial, serial_report) = graded, graded_serially
+    assert serial.returncode == 0, serial.stderr[-3000:]
+    assert (parallel_report / "grades.csv").read_text() == (serial_report / "grades.csv").read_text()
+    assert parallel.stdout.split("\nGrades:")[0] == serial.stdout.split("\nGrades:")[0]
+
+
+def test_parallel_export_equals_serial(graded, graded_serially):
+    exports = [sorted((report / "nbgrader_export.csv").read_text().splitlines())
+               for _, report in (graded, graded_serially)]
+    assert exports[0] == exports[1]
+
+
+def test_no_progress_bar_without_terminal(graded):
+    result, _ = graded
+    assert "notebook/s" not in result.stderr
+    assert "Finished ada_complete / cnn_rnn / conv_pool" in result.stderr
 
 
 def failing_cells(autograded: Path) -> set[str]:
@@ -119,3 +148,63 @@ def test_nbgrader_export_written(graded):
     with (report / "nbgrader_export.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert {row["student_id"] for row in rows} >= {"ada_complete", "ben_untouched"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The instructor report and the LMS export
+
+
+def test_lms_csv_totals_match_grades(graded):
+    _, report = graded
+    points: dict[str, dict[str, float]] = {}
+    for row in csv.DictReader(io.StringIO((report / "grades.csv").read_text())):
+        points.setdefault(row["student"], {})[f"{row['assignment']}/{row['notebook']}"] = float(row["points"])
+    lms = list(csv.DictReader(io.StringIO((report / "lms_grades.csv").read_text())))
+    assert [row["student"] for row in lms] == sorted(points)
+    for row in lms:
+        notebooks = points[row["student"]]
+        assert set(row) == {"student", "total", *notebooks}
+        for column, value in notebooks.items():
+            assert float(row[column]) == value, (row["student"], column)
+        assert float(row["total"]) == sum(notebooks.values()), row["student"]
+
+
+def test_pass_rates_follow_expected_table(graded):
+    _, report = graded
+    passed, graded_count = {}, {}
+    for expectation in read_expectations(EXPECTED):
+        autograded = (report / "nbgrader" / "autograded" / expectation.student / expectation.assignment
+                      / f"{expectation.notebook}.ipynb")
+        if not autograded.exists():  # not valid JSON, so not in the gradebook
+            continue
+        failing = expectation.failing_ids()
+        for cell in grade_cells(SAMPLE_CLASS.parent / "source" / expectation.assignment
+                                / f"{expectation.notebook}.ipynb"):
+            key = (expectation.notebook, cell.grade_id)
+            graded_count[key] = graded_count.get(key, 0) + 1
+            passed[key] = passed.get(key, 0) + (cell.grade_id not in failing)
+    rows = list(csv.DictReader(io.StringIO((report / "report" / "test_cells.csv").read_text())))
+    assert {(row["notebook"], row["test_cell"]): (int(row["passed"]), int(row["graded"])) for row in rows} == \
+        {key: (passed[key], graded_count[key]) for key in passed}
+
+
+def test_report_names_frequent_mistakes(graded):
+    _, report = graded
+    rows = list(csv.DictReader(io.StringIO((report / "report" / "mistakes.csv").read_text())))
+    mistakes = {row["likely_mistake"]: int(row["notebooks"]) for row in rows}
+    assert len(mistakes) >= 3, mistakes
+    assert mistakes["The output size is off by one: H_out = (H + 2*padding - kernel_size) // stride + 1, "
+                    "and likewise W_out"] >= 1
+    counts = [int(row["notebooks"]) for row in rows]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_report_page_works_offline(graded):
+    _, report = graded
+    page = (report / "report" / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == 3
+    for name in images:
+        assert (report / "report" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
+    assert "kim_invalid_json / conv_pool" in page
