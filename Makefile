@@ -18,7 +18,7 @@ DEMO_REPORT := out/demo
 # Short limits keep the sample infinite loop cheap: 4 interrupted cells of 10 s each.
 DEMO_LIMITS := --cell-timeout 10 --notebook-timeout 120
 
-.PHONY: help venv demo test release sample-class grade feedback lab weights bench-layers bench-widgets screenshots clean distclean
+.PHONY: help venv demo test release sample-class grade feedback lab weights bench-layers bench-grading bench-widgets screenshots clean distclean
 
 help:
 	@echo "make demo      create .venv, release the notebooks, grade the sample class, print the score table"
@@ -30,6 +30,7 @@ help:
 	@echo "make feedback REPORT=OUT                regenerate the feedback pages of a grading run"
 	@echo "make weights   retrain the notebooks' small models with solutions/ and rewrite course/source/cnn_rnn/weights/"
 	@echo "make bench-layers  time the reference layers against PyTorch (which must be installed) and naive loops, see docs/benchmarks.md"
+	@echo "make bench-grading time grading a generated class of STUDENTS (default 50): stock nbgrader, this pipeline, bare nbclient"
 	@echo "make screenshots   rerun the browser test and rewrite the README's widget screenshots in docs/img/"
 	@echo "make bench-widgets time a feature-map explorer update in JupyterLab and Chromium (needs chromium and playwright)"
 	@echo "make clean     remove grading output and caches (keeps .venv and student_work/)"
@@ -76,6 +77,9 @@ weights: venv
 
 bench-layers: venv
 	$(PYTHON) bench/layers.py
+
+bench-grading: venv
+	$(PYTHON) bench/grading.py --students $(or $(STUDENTS),50)
 
 bench-widgets: venv
 	$(PYTHON) bench/widgets.py
