@@ -104,12 +104,14 @@ def run_grade(args: argparse.Namespace) -> int:
     sandbox_warning = ""
     if args.sandbox == "off":
         sandbox_warning = "the sandbox is off (--sandbox off)"
+        advice = "Pass --sandbox auto or require to isolate student code."
     elif args.sandbox == "auto" and bwrap_problem():
         sandbox_warning = f"the sandbox is unavailable: {bwrap_problem()}"
+        advice = INSTALL_HINT
     if sandbox_warning:
         sandbox_warning = (f"warning: {sandbox_warning}. Student code runs with resource limits only (memory, CPU "
-                           "time, processes, file size), and can use the network and read the reference solutions "
-                           f"and other students' files. {INSTALL_HINT}")
+                           "time, file size), and can use the network and read the reference solutions and other "
+                           f"students' files. {advice}")
         print(sandbox_warning, file=sys.stderr)
     try:
         # While the progress bar is shown, log lines are printed above it.

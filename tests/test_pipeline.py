@@ -259,3 +259,14 @@ def test_invalid_sandbox_mode_names_choices(release, tmp_path):
     assert result.returncode == 2
     assert "invalid choice: 'strict'" in result.stderr
     assert "'auto', 'require', 'off'" in result.stderr
+
+
+def test_sandbox_off_warns_at_start_and_end(release, tmp_path):
+    write_submission(release, tmp_path / "submitted", "ann", CORRECT)
+    result = grade(tmp_path / "submitted", tmp_path / "report", "--sandbox", "off")
+    assert result.returncode == 0, result.stderr
+    warning = "warning: the sandbox is off (--sandbox off)"
+    assert warning in result.stderr
+    assert warning in result.stdout
+    assert "Pass --sandbox auto or require to isolate student code." in result.stdout
+    assert rows_by_student(tmp_path / "report")["ann"]["points"] == "6"
