@@ -33,7 +33,7 @@ from .intake import Intake, NotebookSubmission
 from .kernel_launcher import KERNEL_SANDBOX_VARIABLE, RUNTIME_DIR_PREFIX, install_kernel_spec, policy_json
 from .rescore import apply_verdicts
 from .restore import drop_duplicate_cells, restore_missing_cells
-from .sandbox import SANDBOX_UID, Limits, Sandbox, SandboxUnavailable, sandbox_uid
+from .sandbox import SANDBOX_UID, Limits, Sandbox, SandboxUnavailable, claim_sandbox_uids
 from .trusted import plan_notebook, recheck
 
 log = logging.getLogger("autograder")
@@ -435,15 +435,26 @@ def grade_students(workspace: Workspace, intake: Intake, assignment: str,
                    points: dict[str, float]) -> list[NotebookResult]:
     """Grade every student's notebooks of one assignment with options.workers students at a time.
 
-    Each worker slot has its own sandbox user. The results come back in the order of
+    Each worker slot has its own sandbox user, which no other grading run on the machine uses at
+    the same time. The results come back in the order of
     intake.students, whatever order the workers finish in. On KeyboardInterrupt, no new student
     starts, the running ones stop after their current nbgrader command, and the interrupt is raised.
     """
     workers = max(1, min(workspace.options.workers, len(intake.students)))
     try:
-        slot_uids = [sandbox_uid(slot) for slot in range(workers)]
+        slot_uids, uid_locks = claim_sandbox_uids(workers)
     except ValueError as err:
         raise GradingError(str(err)) from None
+    try:
+        return _grade_students_as(workspace, intake, assignment, points, slot_uids)
+    finally:
+        for lock in uid_locks:
+            lock.close()
+
+
+def _grade_students_as(workspace: Workspace, intake: Intake, assignment: str, points: dict[str, float],
+                       slot_uids: list[int]) -> list[NotebookResult]:
+    workers = len(slot_uids)
     free_uids: queue.Queue[int] = queue.Queue()
     for uid in slot_uids:
         free_uids.put(uid)

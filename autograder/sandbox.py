@@ -21,6 +21,7 @@ alone and says so in the log and the report; mode "require" raises SandboxUnavai
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import pwd
@@ -30,6 +31,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from .course import REPO_ROOT
 
@@ -177,22 +179,48 @@ def _switch_user(uid: int = SANDBOX_UID) -> list[str]:
             "--inh-caps=-all", "--bounding-set=-all", "--"]
 
 
-def sandbox_uid(slot: int) -> int:
-    """Return the user id for sandboxes of grading slot number slot (0, 1, ...): 65534, 65533, ...
+MAX_SANDBOX_USERS = 256  # user ids tried below SANDBOX_UID when claiming them for workers
 
-    Parallel workers run as different users, so that the process limit of one student's
-    sandbox, which Linux counts per user, does not take processes from another's. Raises
-    ValueError when that id belongs to an account other than nobody.
+
+def claim_sandbox_uids(count: int) -> tuple[list[int], list[IO[str]]]:
+    """Claim count sandbox user ids that no other grading run on this machine uses: 65534, 65533, ...
+
+    Parallel workers, and grading runs side by side, run student code as different users, so that
+    the process limit of one student's sandbox, which Linux counts per user, does not take
+    processes from another's. An id is claimed by an exclusive lock on a file in the temporary
+    folder, held until the returned files are closed or the process ends. Ids of existing accounts
+    other than nobody are skipped. Raises ValueError when fewer than count ids are free.
     """
-    uid = SANDBOX_UID - slot
+    uids: list[int] = []
+    locks: list[IO[str]] = []
+    for offset in range(MAX_SANDBOX_USERS):
+        if len(uids) == count:
+            break
+        uid = SANDBOX_UID - offset
+        if uid != SANDBOX_UID and _account_exists(uid):
+            continue
+        lock = open(Path(tempfile.gettempdir()) / f"autograder-sandbox-uid-{uid}.lock", "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another grading run uses this id
+            lock.close()
+            continue
+        uids.append(uid)
+        locks.append(lock)
+    if len(uids) < count:
+        for lock in locks:
+            lock.close()
+        raise ValueError(f"only {len(uids)} of the {count} sandbox user ids that the workers need are free: other "
+                         "grading runs use the rest. Grade with fewer workers, or after the other runs end.")
+    return uids, locks
+
+
+def _account_exists(uid: int) -> bool:
     try:
-        name = pwd.getpwuid(uid).pw_name
+        pwd.getpwuid(uid)
     except KeyError:
-        return uid
-    if uid != SANDBOX_UID:
-        raise ValueError(f"the sandbox user id {uid} for worker {slot + 1} belongs to the account {name!r}: "
-                         "grade with fewer workers")
-    return uid
+        return False
+    return True
 
 
 def _drops_to_sandbox_user() -> bool:

@@ -16,7 +16,7 @@ import pytest
 from conftest import skip_or_fail_missing
 
 from autograder.course import REPO_ROOT
-from autograder.sandbox import Limits, Sandbox, bwrap_problem
+from autograder.sandbox import Limits, Sandbox, bwrap_problem, claim_sandbox_uids
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +135,26 @@ def test_shared_folder_is_never_handed_over(tmp_path):
 def test_invalid_mode_names_the_choices(tmp_path):
     with pytest.raises(ValueError, match="'strict'.*auto, require, off"):
         Sandbox(workdir=tmp_path, mode="strict")
+
+
+def test_claimed_uids_are_not_given_twice():
+    first, first_locks = claim_sandbox_uids(2)
+    try:
+        second, second_locks = claim_sandbox_uids(2)
+        try:
+            assert len(set(first + second)) == 4
+        finally:
+            for lock in second_locks:
+                lock.close()
+    finally:
+        for lock in first_locks:
+            lock.close()
+    again, again_locks = claim_sandbox_uids(1)
+    for lock in again_locks:
+        lock.close()
+    assert again == [first[0]]  # released when its lock file was closed
+
+
+def test_too_many_workers_named():
+    with pytest.raises(ValueError, match="only .* of the 1000 sandbox user ids"):
+        claim_sandbox_uids(1000)
