@@ -87,8 +87,8 @@ class Sandbox:
         """Create the working folder and let the sandbox user write to it.
 
         The working folder and its contents are handed to the sandbox user, the other writable
-        folders alone. A shared folder such as /tmp or a home folder is rejected: handing it over
-        once made /tmp unusable for every other program of root.
+        folders alone. A shared folder such as /tmp or a home folder is rejected, because handing
+        it to the sandbox user would lock the grader's other programs out of it.
         """
         for path in [self.workdir, *self.writable]:
             path.mkdir(parents=True, exist_ok=True)
