@@ -53,7 +53,7 @@ class Expectation:
 def read_expectations(path: Path) -> list[Expectation]:
     """Read the expected table: student, assignment, notebook, failing_cells ("*" for all), status, description.
 
-    An optional column flagged ("yes" or "no", default "no") says whether the notebook must be
+    An optional column flagged ("yes" or "no", default "no") tells whether the notebook must be
     flagged for review.
     """
     with path.open(newline="") as handle:

@@ -43,7 +43,9 @@ def print_score_table(results: list[NotebookResult], out: TextIO) -> None:
             if row is None:
                 line.append("-")
                 continue
-            marker = ("" if row.status == "graded" else " !") + (" ?" if row.flag else "")
+            marker = "" if row.status == "graded" else " !"
+            if row.flag:
+                marker += " ?"
             line.append(f"{row.points:g}/{row.max_points:g}{marker}")
             points += row.points
             maximum += row.max_points

@@ -244,7 +244,7 @@ def recheck(
     try:
         cells_file = cells_folder / "cells.json"
         cells_file.write_text(json.dumps({"cells": plan.cells, "cell_timeout": cell_timeout}), encoding="utf-8")
-        # The sandbox user (nobody, when the grader runs as root) reads this file.
+        # The sandbox user (uid 65534 or another unprivileged id, when the grader is root) reads this file.
         os.chmod(cells_folder, 0o755)
         os.chmod(cells_file, 0o644)
         sandbox = Sandbox(workdir=workdir, readable=[RUNNER, cells_file], hidden=list(hidden or []),
@@ -439,7 +439,7 @@ class RemoteSession:
             raise
 
     def _cell_deadline(self, what: str) -> tuple[float, str]:
-        """Return when running the next cell times out, and the message that says why."""
+        """Return when running the next cell times out, and the message that gives the reason."""
         deadlines = [(self.startup_deadline, self._startup_timeout_message(what))]
         if self.notebook_timeout:
             deadlines.append((self.notebook_deadline, self.notebook_timeout_message()))

@@ -12,7 +12,6 @@ missing notebook.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from typing import Callable
 import nbformat
 import pytest
 from conftest import skip_or_fail_missing
+from sample_submissions import FLIPPED_KERNEL, SAMPLE
 
 from autograder.course import COURSE_DIR, REPO_ROOT
 from autograder.expected import Expectation
@@ -36,20 +36,6 @@ ASSIGNMENT = "cnn_rnn"
 NOTEBOOK = "conv_pool"
 LIMITS = ["--cell-timeout", "5", "--notebook-timeout", "90"]
 
-
-def _load_sample_class_module():
-    path = COURSE_DIR / "sample_class" / "make_sample_class.py"
-    spec = importlib.util.spec_from_file_location("make_sample_class", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SAMPLE = _load_sample_class_module()
-
-FLIPPED_KERNEL = {"conv2d_answer": [
-    ("receptive_field * self.filters[f])", "receptive_field * self.filters[f, :, ::-1, ::-1])"),
-]}
 
 # Code appended to an answer cell, by kind of attack.
 NUMPY_PATCH = """
@@ -222,7 +208,7 @@ def retyped_cells() -> nbformat.NotebookNode:
 
 CONV_FORWARD = ("conv2d_visible", "conv2d_hidden_*")
 # The kernel's visible tests of the backward pass and the fast convolution also call the wrong
-# forward pass; a flagged notebook's visible tests follow the re-check's hidden tests instead.
+# forward pass. A flagged notebook's visible tests follow the re-check's hidden tests instead.
 CONV_FORWARD_IN_KERNEL = (*CONV_FORWARD, "conv2d_backward_visible", "conv2d_fast_visible")
 AFTER_MAXPOOL_ANSWER = ("maxpool2d_*", "conv2d_backward_*", "conv2d_fast_*")
 

@@ -202,7 +202,8 @@ def test_report_names_frequent_mistakes(graded):
 def test_report_page_works_offline(graded):
     _, report = graded
     page = (report / "report" / "index.html").read_text()
-    assert "http://" not in page and "https://" not in page
+    assert "http://" not in page
+    assert "https://" not in page
     images = re.findall(r'<img src="([^"]+)"', page)
     assert len(images) == 3
     for name in images:

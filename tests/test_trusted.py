@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import io
 import linecache
 import os
@@ -19,9 +18,10 @@ import nbformat
 import numpy as np
 import pytest
 from conftest import skip_or_fail_missing
+from sample_submissions import FLIPPED_KERNEL, SAMPLE
 
 from autograder import checks, trusted
-from autograder.course import COURSE_DIR, RELEASE_DIR, SOURCE_DIR
+from autograder.course import RELEASE_DIR, SOURCE_DIR
 from autograder.sandbox import bwrap_problem
 
 ASSIGNMENT = "cnn_rnn"
@@ -31,20 +31,6 @@ CALL_TIMEOUT = 2  # seconds per request; the infinite loop below costs this much
 STARTUP_TIMEOUT = 60
 RECHECK_SECONDS: dict[str, float] = {}  # wall time of each re-check, printed with pytest -s
 
-
-def _load_sample_class_module():
-    path = COURSE_DIR / "sample_class" / "make_sample_class.py"
-    spec = importlib.util.spec_from_file_location("make_sample_class", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SAMPLE = _load_sample_class_module()
-
-FLIPPED_KERNEL = {"conv2d_answer": [
-    ("receptive_field * self.filters[f])", "receptive_field * self.filters[f, :, ::-1, ::-1])"),
-]}
 
 WRONG_LAYERS = {
     "conv_pool": {**FLIPPED_KERNEL, **SAMPLE.MISTAKES["pool_stride_as_kernel"],
