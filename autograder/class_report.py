@@ -29,7 +29,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
-from nbgrader.api import Gradebook  # noqa: E402
+from .gradebook import open_gradebook  # noqa: E402
 
 log = logging.getLogger("autograder")
 
@@ -58,7 +58,7 @@ def cell_pass_rates(db_url: str, assignment: str, autograded_dir: Path) -> list[
     with no scores: such notebooks have no autograded file and are left out.
     """
     rates: dict[tuple[str, str], CellRate] = {}
-    with Gradebook(db_url) as gradebook:
+    with open_gradebook(db_url) as gradebook:
         for submission in gradebook.find_assignment(assignment).submissions:
             for notebook in submission.notebooks:
                 if not (autograded_dir / submission.student.id / assignment / f"{notebook.name}.ipynb").exists():

@@ -12,6 +12,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .course import COURSE_DIR
 from .expected import compare_with_expected
+from .gradebook import DatabaseError, EXAMPLE_URL, check_database
 from .intake import UsageError, read_submissions
 from .pipeline import GradingError, GradingOptions, Workspace, grade_class, write_feedback
 from .release import release_assignments
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--trusted-recheck", choices=("on", "off"), default="on",
                        help="score the hidden tests by re-running them outside the student's kernel, and flag "
                             "notebooks where the two disagree (default: %(default)s)")
+    grade.add_argument("--db-url", default="",
+                       help="gradebook database as an SQLAlchemy URL, for a PostgreSQL database that several "
+                            f"graders share, such as {EXAMPLE_URL} (default: a new SQLite file in "
+                            "REPORT/nbgrader/)")
     grade.add_argument("--notebook-timeout", type=positive_seconds, default=GradingOptions.notebook_timeout,
                        help="seconds one notebook may run in total; later cells score 0 (default: %(default)s)")
 
@@ -92,14 +97,15 @@ def run_grade(args: argparse.Namespace) -> int:
             raise UsageError(f"Course folder '{args.course}' has no nbgrader_config.py. Pass the folder that "
                              "contains nbgrader_config.py and source/ to --course.")
         intake = read_submissions(args.submissions, args.assignment, args.course / "source", args.report)
-    except UsageError as err:
+        db_url = check_database(args.db_url) if args.db_url else ""
+    except (UsageError, DatabaseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
     args.report.mkdir(parents=True, exist_ok=True)
     options = GradingOptions(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                              sandbox=args.sandbox, trusted_recheck=args.trusted_recheck == "on",
-                             hidden=[args.submissions.resolve()], workers=args.workers,
+                             hidden=[args.submissions.resolve()], workers=args.workers, db_url=db_url,
                              progress=sys.stderr.isatty())
     sandbox_warning = ""
     if args.sandbox == "off":

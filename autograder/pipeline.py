@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import MissingEntry
 from tqdm import tqdm
 
 from .class_report import write_class_report
 from .course import COURSE_DIR, REPO_ROOT, max_points
+from .gradebook import exclusive_setup, open_gradebook
 from .intake import Intake, NotebookSubmission
 from .kernel_launcher import KERNEL_SANDBOX_VARIABLE, RUNTIME_DIR_PREFIX, install_kernel_spec, policy_json
 from .rescore import apply_verdicts
@@ -107,6 +108,7 @@ class GradingOptions:
     trusted_recheck: bool = True  # score hidden tests by autograder.trusted, not by the student's kernel
     hidden: list[Path] = field(default_factory=list)  # more folders that student code must not read
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # students graded at once
+    db_url: str = ""  # gradebook database (autograder.gradebook); "" for a new SQLite file in the workspace
     progress: bool = False  # show a progress bar on standard error
     limits: Limits = field(default_factory=Limits)
 
@@ -128,7 +130,7 @@ class Workspace:
         self.log_dir = self.root / "execution"
         self.db_path = self.root / "gradebook.db"
         # Parallel workers write to one SQLite file: a writer waits up to 120 s for the lock.
-        self.db_url = f"sqlite:///{self.db_path}?timeout={SQLITE_LOCK_SECONDS}"
+        self.db_url = options.db_url or f"sqlite:///{self.db_path}?timeout={SQLITE_LOCK_SECONDS}"
         self.jupyter_dir = self.root / "jupyter"
         self.options = options
         self.stop = threading.Event()  # set when the run is interrupted, so that workers stop early
@@ -136,7 +138,9 @@ class Workspace:
     def prepare(self, assignments: list[str]) -> None:
         """Start a new workspace: copy the source notebooks and write the grading configuration.
 
-        Every run starts from an empty gradebook, so no score of an earlier run can survive.
+        With the default SQLite file, every run starts from an empty gradebook. A shared database
+        keeps its other entries, and grade_student() removes each student's earlier submission
+        before grading it, so no score of an earlier run survives for the students of this run.
         """
         if self.root.exists():
             if not (self.root / WORKSPACE_MARKER).exists():
@@ -259,13 +263,27 @@ def stage_student(workspace: Workspace, student: str, assignment: str,
 
 def read_score(workspace: Workspace, submission: NotebookSubmission) -> tuple[float, float]:
     """Return (score, max score) of one autograded notebook from the gradebook."""
-    with Gradebook(workspace.db_url) as gradebook:
+    with open_gradebook(workspace.db_url) as gradebook:
         try:
             notebook = gradebook.find_submission_notebook(submission.notebook, submission.assignment,
                                                           submission.student)
         except MissingEntry:
             return 0.0, 0.0
         return float(notebook.score), float(notebook.max_score)
+
+
+def remove_submission(workspace: Workspace, student: str, assignment: str) -> None:
+    """Delete a student's submission of an assignment from the gradebook, if an earlier run stored one.
+
+    nbgrader's autograde --force keeps the stored scores of a notebook that it fails to grade,
+    so a shared database would otherwise report the score of an earlier run for it.
+    """
+    with open_gradebook(workspace.db_url) as gradebook:
+        try:
+            gradebook.remove_submission(assignment, student)
+        except MissingEntry:
+            return
+    log.info("Removed the earlier gradebook entry of %s / %s", student, assignment)
 
 
 def grade_student(workspace: Workspace, student: str, assignment: str,
@@ -284,6 +302,7 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
     if records.exists():
         shutil.rmtree(records)
 
+    remove_submission(workspace, student, assignment)
     command_error = ""
     if restored:  # at least one notebook can be graded
         budget = workspace.options.notebook_timeout * len(restored) + COMMAND_OVERHEAD_SECONDS
@@ -507,7 +526,9 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
     results: list[NotebookResult] = []
     for assignment in assignments:
         log.info("Generating assignment %s in %s", assignment, workspace.root)
-        generated = workspace.run("generate_assignment", assignment, "--force", timeout=COMMAND_OVERHEAD_SECONDS)
+        with exclusive_setup(workspace.db_url):
+            generated = workspace.run("generate_assignment", assignment, "--force",
+                                      timeout=COMMAND_OVERHEAD_SECONDS)
         if generated.returncode != 0:
             raise GradingError(f"nbgrader generate_assignment {assignment} failed: {_error_summary(generated)}. "
                                "Check the source notebooks with `make release` and `nbgrader validate`.")

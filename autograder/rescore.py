@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from nbgrader.api import Gradebook
+from .gradebook import open_gradebook
 
 from .trusted import CellVerdict
 
@@ -49,7 +49,7 @@ def apply_verdicts(db_url: str, student: str, assignment: str, notebook: str,
     Raises MissingEntry when the gradebook has no autograded notebook of that name for the student,
     and KeyError naming the cell when a test cell of the gradebook has no verdict.
     """
-    with Gradebook(db_url) as gradebook:
+    with open_gradebook(db_url) as gradebook:
         submitted = gradebook.find_submission_notebook(notebook, assignment, student)
         grades = {grade.name: grade for grade in submitted.grades}
         missing = [name for name in grades if name not in verdicts]

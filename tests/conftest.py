@@ -58,3 +58,20 @@ def require_torch() -> ModuleType:
 def torch_module() -> ModuleType:
     """The torch module, for tests that use PyTorch on the CPU as an independent oracle."""
     return require_torch()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server on 127.0.0.1 for this test session, from the machine's postgresql package."""
+    from postgres_server import INSTALL_COMMAND, PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        skip_or_fail_missing("The PostgreSQL server (initdb and pg_ctl)", INSTALL_COMMAND)
+    require_module("psycopg", "pip install -r requirements.txt")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -270,3 +270,72 @@ def test_sandbox_off_warns_at_start_and_end(release, tmp_path):
     assert warning in result.stdout
     assert "Pass --sandbox auto or require to isolate student code." in result.stdout
     assert rows_by_student(tmp_path / "report")["ann"]["points"] == "6"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The gradebook on PostgreSQL (--db-url)
+
+
+def gradebook_score(db_url: str, student: str) -> float | None:
+    """Return the score of a student's probe notebook in the gradebook, or None when it has no entry."""
+    from nbgrader.api import MissingEntry
+
+    from autograder.gradebook import open_gradebook
+
+    with open_gradebook(db_url) as gradebook:
+        try:
+            return float(gradebook.find_submission_notebook("probe", ASSIGNMENT, student).score)
+        except MissingEntry:
+            return None
+
+
+def test_postgres_regrade_drops_earlier_score(release, tmp_path, postgres_server):
+    db_url = postgres_server.create_database("regrade")
+    write_submission(release, tmp_path / "first", "rosa", CORRECT)
+    first = grade(tmp_path / "first", tmp_path / "report", "--db-url", db_url)
+    assert first.returncode == 0, first.stderr
+    assert gradebook_score(db_url, "rosa") == 6.0
+
+    broken = tmp_path / "second" / "rosa" / ASSIGNMENT
+    broken.mkdir(parents=True)
+    (broken / "probe.ipynb").write_text('{"cells": [')
+    second = grade(tmp_path / "second", tmp_path / "report", "--db-url", db_url)
+    assert second.returncode == 0, second.stderr
+    assert rows_by_student(tmp_path / "report")["rosa"]["status"] == "failed"
+    assert gradebook_score(db_url, "rosa") is None, "the score of the first run survived in the gradebook"
+
+
+def test_two_graders_share_postgres(release, tmp_path, postgres_server):
+    db_url = postgres_server.create_database("two_graders")
+    write_submission(release, tmp_path / "first", "sam", CORRECT)
+    write_submission(release, tmp_path / "first", "tess", {**CORRECT, "mul_answer": "def mul(a, b):\n    return 0"})
+    write_submission(release, tmp_path / "second", "uma", {"add_answer": CORRECT["add_answer"]})
+    commands = [[sys.executable, "-m", "autograder", "grade", str(tmp_path / name), "--report",
+                 str(tmp_path / f"report_{name}"), "--course", str(PROBE_COURSE), "--trusted-recheck", "off",
+                 "--db-url", db_url] for name in ("first", "second")]
+    runs = [subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for command in commands]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (_, stderr) in zip(runs, outputs):
+        assert run.returncode == 0, stderr
+    assert {student: gradebook_score(db_url, student) for student in ("sam", "tess", "uma")} == \
+        {"sam": 6.0, "tess": 3.0, "uma": 3.0}
+    export = (tmp_path / "report_second" / "nbgrader_export.csv").read_text()
+    assert "sam" in export and "uma" in export, "the export lists the whole shared gradebook"
+    assert list(rows_by_student(tmp_path / "report_second")) == ["uma"]
+
+
+@pytest.mark.parametrize("db_url, message", [
+    ("mysql://grader@127.0.0.1/week04", "unsupported database 'mysql'"),
+    ("postgresql+psycopg2://grader@127.0.0.1/week04", "unsupported PostgreSQL driver 'psycopg2'"),
+    ("not a url", "invalid database URL 'not a url'"),
+    ("postgresql://grader:secret@127.0.0.1:1/week04", "cannot connect to the gradebook database "
+                                                      "postgresql+psycopg://grader:***@127.0.0.1:1/week04"),
+])
+def test_bad_db_url_rejected(release, tmp_path, db_url, message):
+    write_submission(release, tmp_path / "submitted", "ann", CORRECT)
+    result = grade(tmp_path / "submitted", tmp_path / "report", "--db-url", db_url)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "secret" not in result.stderr
+    assert not (tmp_path / "report" / "grades.csv").exists()

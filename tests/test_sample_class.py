@@ -209,3 +209,49 @@ def test_report_page_works_offline(graded):
     for name in images:
         assert (report / "report" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
     assert "kim_invalid_json / conv_pool" in page
+
+
+# ---------------------------------------------------------------------------------------------------
+# A shared PostgreSQL gradebook: the same grades as the SQLite file
+
+
+@pytest.fixture(scope="module")
+def graded_postgres(tmp_path_factory, postgres_server):
+    """The sample class graded into a new PostgreSQL database, with one worker per core."""
+    db_url = postgres_server.create_database("sample_class")
+    report = tmp_path_factory.mktemp("sample_class_postgres") / "report"
+    command = [sys.executable, "-m", "autograder", "grade", str(SAMPLE_CLASS / "submitted"), "--report",
+               str(report), *DEMO_LIMITS, "--db-url", db_url]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+    return result, report, db_url
+
+
+def test_postgres_grades_equal_sqlite(graded, graded_postgres):
+    (_, sqlite_report), (result, postgres_report, _) = graded, graded_postgres
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (postgres_report / "grades.csv").read_text() == (sqlite_report / "grades.csv").read_text()
+    assert (postgres_report / "lms_grades.csv").read_text() == (sqlite_report / "lms_grades.csv").read_text()
+
+
+def test_postgres_export_equals_sqlite(graded, graded_postgres):
+    (_, sqlite_report), (_, postgres_report, _) = graded, graded_postgres
+    exports = [sorted((report / "nbgrader_export.csv").read_text().splitlines())
+               for report in (sqlite_report, postgres_report)]
+    assert exports[0] == exports[1]
+
+
+def test_postgres_gradebook_holds_scores(graded_postgres):
+    from autograder.gradebook import open_gradebook
+
+    _, report, db_url = graded_postgres
+    assert not (report / "nbgrader" / "gradebook.db").exists(), "the run wrote a SQLite gradebook as well"
+    rows = list(csv.DictReader(io.StringIO((report / "grades.csv").read_text())))
+    checked = 0
+    with open_gradebook(db_url) as gradebook:
+        for row in rows:
+            if row["status"] != "graded":
+                continue
+            notebook = gradebook.find_submission_notebook(row["notebook"], row["assignment"], row["student"])
+            assert float(notebook.score) == float(row["points"]), (row["student"], row["notebook"])
+            checked += 1
+    assert checked == sum(expectation.status == "graded" for expectation in read_expectations(EXPECTED))
