@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COURSE_DIR = REPO_ROOT / "course"
 SOURCE_DIR = COURSE_DIR / "source"
@@ -36,6 +34,10 @@ def list_notebooks(assignment: str, source_dir: Path = SOURCE_DIR) -> list[str]:
 
 def grade_cells(notebook_path: Path) -> list[GradeCell]:
     """Return the autograded test cells of a source notebook in notebook order."""
+    # Imported here because nbformat takes about 1 s to import, and the sandboxed kernel's launcher
+    # imports this module (through autograder.sandbox) before every kernel starts.
+    import nbformat
+
     notebook = nbformat.read(os.fspath(notebook_path), as_version=4)
     cells = []
     for cell in notebook.cells:

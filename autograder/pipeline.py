@@ -1,9 +1,9 @@
 """Grade a class of submissions with nbgrader: autograde, feedback, export and a per-notebook report.
 
 Each run works in ``OUT/nbgrader/``, an nbgrader course of its own made from ``course/``,
-so the repository's course folder and the submissions folder are never written. Every student
-is autograded by a separate nbgrader process: one student's broken submission cannot stop the
-others. A notebook's score is read from the gradebook only when this run autograded it, so
+so the repository's course folder and the submissions folder are never written. Each worker
+slot runs nbgrader in a long-lived process of its own (autograder/nbgrader_worker.py), and every
+notebook in a new sandboxed kernel: one student's broken submission cannot stop the others. A notebook's score is read from the gradebook only when this run autograded it, so
 no score from an earlier run survives a failed or missing notebook.
 """
 
@@ -31,6 +31,7 @@ from .class_report import write_class_report
 from .course import COURSE_DIR, REPO_ROOT, max_points
 from .gradebook import exclusive_setup, open_gradebook
 from .intake import Intake, NotebookSubmission
+from .nbgrader_worker import CommandResult, NbgraderWorker
 from .kernel_launcher import KERNEL_SANDBOX_VARIABLE, RUNTIME_DIR_PREFIX, install_kernel_spec, policy_json
 from .rescore import apply_verdicts
 from .restore import drop_duplicate_cells, restore_missing_cells
@@ -182,24 +183,33 @@ class Workspace:
             uid=uid,
         )
 
+    def nbgrader_environment(self) -> dict[str, str]:
+        """Return the environment of nbgrader processes: this one's, with the kernel spec and packages."""
+        env = dict(os.environ)
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(self.jupyter_dir), env.get("JUPYTER_PATH")]))
+        # nbgrader calls `alembic` by name, so the environment's bin folder must be on PATH.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        return env
+
+    def start_worker(self, slot: int) -> NbgraderWorker:
+        """Return an nbgrader worker for one slot; its process starts with its first command."""
+        return NbgraderWorker(self.root, self.nbgrader_environment(), self.log_dir / f"nbgrader-worker-{slot}.log")
+
     def run(self, *args: str, timeout: float, runtime_dir: Path | None = None,
             uid: int = SANDBOX_UID) -> subprocess.CompletedProcess:
-        """Run one nbgrader command in the workspace and return its result.
+        """Run one nbgrader command in a new process in the workspace and return its result.
 
         Kernels that the command starts write their connection files and sockets to runtime_dir,
         and run as the user uid when the grader is root.
         """
-        env = dict(os.environ)
-        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(self.jupyter_dir), env.get("JUPYTER_PATH")]))
+        env = self.nbgrader_environment()
         env[KERNEL_SANDBOX_VARIABLE] = self.kernel_policy(uid)
         if runtime_dir is not None:
             # jupyter_client writes kernel connection files with tempfile.mkstemp, so TMPDIR decides
             # where they and the kernel's Unix sockets go.
             env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
             env["TMPDIR"] = str(runtime_dir)
-        # nbgrader calls `alembic` by name, so the environment's bin folder must be on PATH.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         command = [sys.executable, "-m", "nbgrader", *args]
         log.debug("Running %s", " ".join(command))
         try:
@@ -220,11 +230,15 @@ class Workspace:
         return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _error_summary(result: subprocess.CompletedProcess) -> str:
+def _error_summary(result: subprocess.CompletedProcess | CommandResult) -> str:
     """Return the last error line that nbgrader logged, for the report."""
-    lines = [line.strip() for line in (result.stderr or "").splitlines() if line.strip()]
-    errors = [line for line in lines if "[ERROR]" in line or "Error" in line]
-    last = (errors or lines or [f"exit code {result.returncode}"])[-1]
+    if isinstance(result, CommandResult):
+        output, fallback = result.output, "no output"
+    else:
+        output, fallback = result.stderr or "", f"exit code {result.returncode}"
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "[ERROR]" in line or "Error" in line or "timed out" in line]
+    last = (errors or lines or [fallback])[-1]
     return last[:300]
 
 
@@ -286,12 +300,12 @@ def remove_submission(workspace: Workspace, student: str, assignment: str) -> No
     log.info("Removed the earlier gradebook entry of %s / %s", student, assignment)
 
 
-def grade_student(workspace: Workspace, student: str, assignment: str,
+def grade_student(workspace: Workspace, worker: NbgraderWorker, student: str, assignment: str,
                   submissions: list[NotebookSubmission], max_points: dict[str, float],
                   uid: int = SANDBOX_UID) -> list[NotebookResult]:
-    """Autograde one student's notebooks of one assignment and return a result per notebook.
+    """Autograde one student's notebooks of one assignment, write the feedback pages, return a result per notebook.
 
-    The student's code runs as the user uid when the grader is root.
+    nbgrader runs in worker. The student's code runs as the user uid when the grader is root.
     """
     log.info("Grading %s / %s", student, assignment)
     restored = stage_student(workspace, student, assignment, submissions)
@@ -309,15 +323,15 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
         # A short path of its own: Unix socket paths may not exceed 107 bytes.
         runtime_dir = Path(tempfile.mkdtemp(prefix=RUNTIME_DIR_PREFIX))
         try:
-            result = workspace.run("autograde", assignment, "--student", student, "--force", timeout=budget,
-                                   runtime_dir=runtime_dir, uid=uid)
+            result = worker.run("autograde", assignment, student, timeout=budget, runtime_dir=runtime_dir,
+                                environment={KERNEL_SANDBOX_VARIABLE: workspace.kernel_policy(uid)})
         finally:
             shutil.rmtree(runtime_dir, ignore_errors=True)
-        if result.returncode != 0:
+        if not result.success:
             command_error = _error_summary(result)
             output_file = workspace.log_dir / student / f"autograde-{assignment}.log"
             output_file.parent.mkdir(parents=True, exist_ok=True)
-            output_file.write_text(result.stderr or "")
+            output_file.write_text(result.output)
             log.error("nbgrader autograde failed for %s / %s: %s (its output: %s)", student, assignment,
                       command_error, output_file)
 
@@ -348,12 +362,27 @@ def grade_student(workspace: Workspace, student: str, assignment: str,
         notes += restored.get(submission.notebook, [])
         results.append(NotebookResult(student, assignment, submission.notebook, score, total, status,
                                       "; ".join(notes), flag))
+    if autograded.is_dir() and not write_student_feedback(workspace, worker, student, assignment):
+        for row in results:
+            row.reason = "; ".join(filter(None, [row.reason, "feedback page could not be generated"]))
     for row in results:
         log.info("Finished %s / %s / %s: %s of %s points, %s%s", row.student, row.assignment, row.notebook,
                  f"{row.points:g}", f"{row.max_points:g}", row.status, f" ({row.reason})" if row.reason else "")
         if row.flag:
             log.warning("Flagged for review: %s / %s / %s: %s", row.student, row.assignment, row.notebook, row.flag)
     return results
+
+
+def write_student_feedback(workspace: Workspace, worker: NbgraderWorker, student: str, assignment: str) -> bool:
+    """Generate one student's feedback pages and copy them to ``OUT/feedback``; return whether it worked."""
+    result = worker.run("generate_feedback", assignment, student, timeout=COMMAND_OVERHEAD_SECONDS)
+    if not result.success:
+        log.error("Feedback failed for %s / %s: %s", student, assignment, _error_summary(result))
+        return False
+    source = workspace.root / "feedback" / student / assignment
+    if source.exists():
+        shutil.copytree(source, workspace.root.parent / "feedback" / student / assignment, dirs_exist_ok=True)
+    return True
 
 
 def trusted_rescore(workspace: Workspace, submission: NotebookSubmission, uid: int = SANDBOX_UID) -> str:
@@ -450,49 +479,41 @@ def export_gradebook(workspace: Workspace, report_dir: Path) -> None:
         raise GradingError(f"nbgrader export failed: {_error_summary(result)}")
 
 
-def grade_students(workspace: Workspace, intake: Intake, assignment: str,
-                   points: dict[str, float]) -> list[NotebookResult]:
-    """Grade every student's notebooks of one assignment with options.workers students at a time.
+@dataclass
+class WorkerSlot:
+    """One student graded at a time: a sandbox user of its own and an nbgrader worker process."""
 
-    Each worker slot has its own sandbox user, which no other grading run on the machine uses at
-    the same time. The results come back in the order of
-    intake.students, whatever order the workers finish in. On KeyboardInterrupt, no new student
-    starts, the running ones stop after their current nbgrader command, and the interrupt is raised.
+    uid: int
+    worker: NbgraderWorker
+
+
+def grade_students(workspace: Workspace, intake: Intake, assignment: str, points: dict[str, float],
+                   slots: list[WorkerSlot]) -> list[NotebookResult]:
+    """Grade every student's notebooks of one assignment, one student per slot at a time.
+
+    The results come back in the order of intake.students, whatever order the slots finish in.
+    On KeyboardInterrupt, no new student starts, the running nbgrader commands are stopped, and
+    the interrupt is raised.
     """
-    workers = max(1, min(workspace.options.workers, len(intake.students)))
-    try:
-        slot_uids, uid_locks = claim_sandbox_uids(workers)
-    except ValueError as err:
-        raise GradingError(str(err)) from None
-    try:
-        return _grade_students_as(workspace, intake, assignment, points, slot_uids)
-    finally:
-        for lock in uid_locks:
-            lock.close()
-
-
-def _grade_students_as(workspace: Workspace, intake: Intake, assignment: str, points: dict[str, float],
-                       slot_uids: list[int]) -> list[NotebookResult]:
-    workers = len(slot_uids)
-    free_uids: queue.Queue[int] = queue.Queue()
-    for uid in slot_uids:
-        free_uids.put(uid)
+    free_slots: queue.Queue[WorkerSlot] = queue.Queue()
+    for slot in slots:
+        free_slots.put(slot)
 
     def grade_one(student: str) -> list[NotebookResult]:
         mine = [s for s in intake.submissions if s.student == student and s.assignment == assignment]
         if workspace.stop.is_set():
             raise GradingInterrupted()
-        uid = free_uids.get()
+        slot = free_slots.get()
         try:
-            return grade_student(workspace, student, assignment, mine, points, uid)
+            return grade_student(workspace, slot.worker, student, assignment, mine, points, slot.uid)
         finally:
-            free_uids.put(uid)
+            free_slots.put(slot)
 
     notebooks = sum(1 for s in intake.submissions if s.assignment == assignment)
     progress = tqdm(total=notebooks, desc=f"Grading {assignment}", unit="notebook", file=sys.stderr,
                     disable=not workspace.options.progress)
     failed = 0
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader")
+    pool = ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="grader")
     try:
         futures = {student: pool.submit(grade_one, student) for student in intake.students}
         for future in as_completed(futures.values()):
@@ -502,6 +523,8 @@ def _grade_students_as(workspace: Workspace, intake: Intake, assignment: str, po
             progress.update(len(rows))
     except BaseException:
         workspace.stop.set()
+        for slot in slots:
+            slot.worker.kill()  # the running commands return at once, as failed
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
@@ -523,26 +546,19 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
         elif path.exists():
             path.unlink()
 
-    results: list[NotebookResult] = []
-    for assignment in assignments:
-        log.info("Generating assignment %s in %s", assignment, workspace.root)
-        with exclusive_setup(workspace.db_url):
-            generated = workspace.run("generate_assignment", assignment, "--force",
-                                      timeout=COMMAND_OVERHEAD_SECONDS)
-        if generated.returncode != 0:
-            raise GradingError(f"nbgrader generate_assignment {assignment} failed: {_error_summary(generated)}. "
-                               "Check the source notebooks with `make release` and `nbgrader validate`.")
-        points = {path.stem: max_points(path) for path in (course_dir / "source" / assignment).glob("*.ipynb")}
-        if options.trusted_recheck:
-            check_recheck_rules(workspace, assignment)
-
-        results.extend(grade_students(workspace, intake, assignment, points))
-
-        log.info("Writing feedback for %s", assignment)
-        for student in write_feedback(workspace, report_dir, assignment, intake.students):
-            for row in results:
-                if row.student == student and row.assignment == assignment:
-                    row.reason = "; ".join(filter(None, [row.reason, "feedback page could not be generated"]))
+    # Each slot has its own sandbox user, which no other grading run on the machine uses at the same time.
+    try:
+        slot_uids, uid_locks = claim_sandbox_uids(max(1, min(options.workers, len(intake.students))))
+    except ValueError as err:
+        raise GradingError(str(err)) from None
+    slots = [WorkerSlot(uid, workspace.start_worker(index)) for index, uid in enumerate(slot_uids)]
+    try:
+        results = grade_assignments(workspace, intake, assignments, slots)
+    finally:
+        for slot in slots:
+            slot.worker.stop()
+        for lock in uid_locks:
+            lock.close()
 
     for row in results:
         notes = intake.student_notes.get(row.student, [])
@@ -553,4 +569,23 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
         write_class_report(results, workspace.db_url, workspace.root / "autograded", report_dir)
     except Exception:  # the grades are written; a broken plot must not lose them
         log.exception("The instructor report under %s could not be written", report_dir / "report")
+    return results
+
+
+def grade_assignments(workspace: Workspace, intake: Intake, assignments: list[str],
+                      slots: list[WorkerSlot]) -> list[NotebookResult]:
+    """Generate each assignment in the workspace and grade its students; return every result."""
+    results: list[NotebookResult] = []
+    for assignment in assignments:
+        log.info("Generating assignment %s in %s", assignment, workspace.root)
+        with exclusive_setup(workspace.db_url):
+            generated = slots[0].worker.run("generate_assignment", assignment, timeout=COMMAND_OVERHEAD_SECONDS)
+        if not generated.success:
+            raise GradingError(f"nbgrader generate_assignment {assignment} failed: {_error_summary(generated)}. "
+                               "Check the source notebooks with `make release` and `nbgrader validate`.")
+        source = workspace.course_dir / "source" / assignment
+        points = {path.stem: max_points(path) for path in source.glob("*.ipynb")}
+        if workspace.options.trusted_recheck:
+            check_recheck_rules(workspace, assignment)
+        results.extend(grade_students(workspace, intake, assignment, points, slots))
     return results
