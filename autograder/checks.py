@@ -1307,8 +1307,9 @@ def _check_lstm_backward_config(
             },
         ),
         _GradientMistake(
-            "dW and db are assigned instead of accumulated in backward_step, so cell.dW and cell.db keep only the "
-            "gradient of the last call (time step 0). Add each step's gradient: self.dW += ... and self.db += ....",
+            "dW and db are assigned instead of accumulated in backward_step, so they keep only the gradient of the "
+            "last call. In LSTM.backward that call is time step 0, so cell.dW and cell.db miss every later step. "
+            "Add each step's gradient: self.dW += ... and self.db += ....",
             lambda: run_cell(d_hidden_states, cell_accumulates=False),
         ),
     ]

@@ -6,8 +6,9 @@ write_class_report() writes, under OUT:
   frequent named mistakes, with the PNG files beside it. It loads nothing from the network.
 - ``report/test_cells.csv``: per test cell, how many graded notebooks passed it and the rate.
 - ``report/mistakes.csv``: per likely mistake that the checks named, how many notebooks got it.
-- ``lms_grades.csv``: one row per student, a column of points per notebook and the total, the
-  layout that learning-management systems import as a grade sheet.
+- ``lms_grades.csv``: one row per student, a column of points per notebook, the total, its
+  maximum and the notebooks that need review, the layout that learning-management systems
+  import as a grade sheet.
 
 A test cell passed when its score in the gradebook (the trusted score) reached its points. The
 rates count the notebooks that were autograded, not the missing or unreadable ones. Named
@@ -97,16 +98,34 @@ def _first_sentence(text: str) -> str:
 
 
 def write_lms_csv(results: list, path: Path) -> None:
-    """Write one row per student with the points of each notebook and the total."""
+    """Write one row per student: the points of each notebook, the total, its maximum, and what needs review.
+
+    The column needs_review names each notebook that failed or was flagged, so that an LMS import
+    does not pass off a notebook that could not be graded as a real 0. It is empty when all is well.
+    """
     notebooks = sorted({(row.assignment, row.notebook) for row in results})
     students = sorted({row.student for row in results})
-    points = {(row.student, row.assignment, row.notebook): row.points for row in results}
+    by_key = {(row.student, row.assignment, row.notebook): row for row in results}
+    maximum = {(row.assignment, row.notebook): row.max_points for row in results}
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", *[f"{assignment}/{notebook}" for assignment, notebook in notebooks], "total"])
+        writer.writerow(["student", *[f"{assignment}/{notebook}" for assignment, notebook in notebooks], "total",
+                         "max_total", "needs_review"])
         for student in students:
-            row = [points.get((student, assignment, notebook), 0.0) for assignment, notebook in notebooks]
-            writer.writerow([student, *[f"{value:g}" for value in row], f"{sum(row):g}"])
+            rows = [by_key.get((student, *key)) for key in notebooks]
+            points = [row.points if row is not None else 0.0 for row in rows]
+            review = []
+            for key, row in zip(notebooks, rows):
+                name = f"{key[0]}/{key[1]}"
+                if row is None:
+                    review.append(f"{name} missing")
+                elif row.status != "graded":
+                    review.append(f"{name} failed")
+                elif row.flag:
+                    review.append(f"{name} flagged")
+            total_maximum = sum(maximum[key] for key in notebooks)
+            writer.writerow([student, *[f"{value:g}" for value in points], f"{sum(points):g}", f"{total_maximum:g}",
+                             "; ".join(review)])
 
 
 def write_class_report(results: list, db_url: str, autograded_dir: Path, report_dir: Path) -> Path:
@@ -192,6 +211,7 @@ def _page(results: list, totals: dict[str, tuple[float, float]], rates: list[Cel
     flagged = [row for row in results if row.flag]
     failed = [row for row in results if row.status != "graded"]
     mean = sum(points for points, _ in totals.values()) / len(totals) if totals else 0.0
+    max_total = max((maximum for _, maximum in totals.values()), default=0.0)
     rows = "".join(f"<tr><td>{html.escape(rate.notebook)}</td><td>{html.escape(rate.grade_id)}</td>"
                    f"<td>{rate.passed} / {rate.graded}</td><td>{100 * rate.rate:.0f}%</td></tr>" for rate in rates)
     mistake_rows = "".join(f"<tr><td>{html.escape(mistake)}</td><td>{count}</td></tr>"
@@ -206,12 +226,15 @@ def _page(results: list, totals: dict[str, tuple[float, float]], rates: list[Cel
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }}</style>
 </head><body>
 <h1>Grading report</h1>
-<p>{len(totals)} students, {len(results)} notebooks; mean total {mean:.1f} points.
+<p>{len(totals)} students, {len(results)} notebooks; mean total {mean:.1f} of {max_total:g} points.
 {len(flagged)} notebooks flagged for review, {len(failed)} not graded in full.</p>
 <h2>Scores</h2><img src="score_histogram.png" alt="Histogram of the students' total points">
 <h2>Flagged for review</h2><ul>{flagged_items}</ul>
 <h2>Not graded in full</h2><ul>{failed_items}</ul>
 <h2>Test cells</h2><img src="test_cells.png" alt="Pass rate of each test cell">
+<p>A rate counts the notebooks that were autograded: a notebook that is missing or could not be
+read is left out, and one that stopped early (a crash or a time limit) counts as failing the tests
+after the stop.</p>
 <table><tr><th>notebook</th><th>test cell</th><th>passed</th><th>rate</th></tr>{rows}</table>
 <h2>Likely mistakes</h2><img src="mistakes.png" alt="Most frequent likely mistakes">
 <table><tr><th>likely mistake</th><th>notebooks</th></tr>{mistake_rows}</table>

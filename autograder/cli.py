@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "it does not, 'require' stops the run without it, 'off' applies resource limits only "
                             "(default: %(default)s)")
     grade.add_argument("--workers", type=positive_count, default=GradingOptions().workers,
-                       help="students graded at once, each in its own nbgrader process and sandbox "
+                       help="students graded at once, each worker with its own nbgrader process and sandbox users "
                             "(default: the number of cores, %(default)s)")
     grade.add_argument("--trusted-recheck", choices=("on", "off"), default="on",
                        help="score the hidden tests by re-running them outside the student's kernel, and flag "

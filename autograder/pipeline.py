@@ -3,8 +3,9 @@
 Each run works in ``OUT/nbgrader/``, an nbgrader course of its own made from ``course/``,
 so the repository's course folder and the submissions folder are never written. Each worker
 slot runs nbgrader in a long-lived process of its own (autograder/nbgrader_worker.py), and every
-notebook in a new sandboxed kernel: one student's broken submission cannot stop the others. A notebook's score is read from the gradebook only when this run autograded it, so
-no score from an earlier run survives a failed or missing notebook.
+notebook in a new sandboxed kernel: one student's broken submission cannot stop the others.
+A notebook's score is read from the gradebook only when this run autograded it, so no score
+from an earlier run survives a failed or missing notebook.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import queue
+import re
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -71,6 +73,9 @@ SQLITE_LOCK_SECONDS = 120
 
 # File that marks a folder as a workspace of this grader, so that a new run may delete it.
 WORKSPACE_MARKER = ".autograder-workspace"
+
+# The last line of a Python traceback, such as "jsonschema.exceptions.ValidationError: -3 is less than ...".
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Z]\w*(?:Error|Exception)): (.+)$")
 
 # Seconds an nbgrader command may take beyond the notebooks' own time budget.
 COMMAND_OVERHEAD_SECONDS = 120
@@ -237,6 +242,11 @@ def _error_summary(result: subprocess.CompletedProcess | CommandResult) -> str:
     else:
         output, fallback = result.stderr or "", f"exit code {result.returncode}"
     lines = [line.strip() for line in output.splitlines() if line.strip()]
+    # The first exception of a traceback names the cause; nbgrader's later lines only summarize it.
+    for line in lines:
+        match = EXCEPTION_LINE.match(line)
+        if match:
+            return f"{match.group(1)}: {match.group(2)}"[:300]
     errors = [line for line in lines if "[ERROR]" in line or "Error" in line or "timed out" in line]
     last = (errors or lines or [fallback])[-1]
     return last[:300]
@@ -302,10 +312,11 @@ def remove_submission(workspace: Workspace, student: str, assignment: str) -> No
 
 def grade_student(workspace: Workspace, worker: NbgraderWorker, student: str, assignment: str,
                   submissions: list[NotebookSubmission], max_points: dict[str, float],
-                  uid: int = SANDBOX_UID) -> list[NotebookResult]:
+                  uid: int = SANDBOX_UID, recheck_uid: int = SANDBOX_UID) -> list[NotebookResult]:
     """Autograde one student's notebooks of one assignment, write the feedback pages, return a result per notebook.
 
-    nbgrader runs in worker. The student's code runs as the user uid when the grader is root.
+    nbgrader runs in worker. When the grader is root, the student's code runs as the user uid in
+    nbgrader's kernels and as recheck_uid in the trusted re-check, which runs at the same time.
     """
     log.info("Grading %s / %s", student, assignment)
     restored = stage_student(workspace, student, assignment, submissions)
@@ -317,23 +328,27 @@ def grade_student(workspace: Workspace, worker: NbgraderWorker, student: str, as
         shutil.rmtree(records)
 
     remove_submission(workspace, student, assignment)
-    command_error = ""
+    rechecks = None
+    if workspace.options.trusted_recheck:
+        rechecks = BackgroundRechecks(workspace, [s for s in submissions if s.notebook in restored], recheck_uid)
+    command_errors: dict[str, str] = {}
     if restored:  # at least one notebook can be graded
-        budget = workspace.options.notebook_timeout * len(restored) + COMMAND_OVERHEAD_SECONDS
-        # A short path of its own: Unix socket paths may not exceed 107 bytes.
-        runtime_dir = Path(tempfile.mkdtemp(prefix=RUNTIME_DIR_PREFIX))
-        try:
-            result = worker.run("autograde", assignment, student, timeout=budget, runtime_dir=runtime_dir,
-                                environment={KERNEL_SANDBOX_VARIABLE: workspace.kernel_policy(uid)})
-        finally:
-            shutil.rmtree(runtime_dir, ignore_errors=True)
-        if not result.success:
-            command_error = _error_summary(result)
-            output_file = workspace.log_dir / student / f"autograde-{assignment}.log"
-            output_file.parent.mkdir(parents=True, exist_ok=True)
-            output_file.write_text(result.output)
-            log.error("nbgrader autograde failed for %s / %s: %s (its output: %s)", student, assignment,
-                      command_error, output_file)
+        result = autograde(workspace, worker, student, assignment, uid, len(restored))
+        if workspace.stop.is_set():  # the worker was killed because the run was interrupted
+            raise GradingInterrupted()
+        if result.timed_out:
+            command_errors = dict.fromkeys(restored, _error_summary(result))
+        elif not result.success:
+            # nbgrader deletes all of the student's autograded notebooks when one fails, so
+            # each notebook is graded again on its own: the others keep their scores, and a
+            # kernel that failed to start once gets a second chance.
+            log.warning("Grading each notebook of %s / %s alone", student, assignment)
+            for notebook in restored:
+                retry = autograde(workspace, worker, student, assignment, uid, 1, notebook)
+                if workspace.stop.is_set():
+                    raise GradingInterrupted()
+                if not retry.success:
+                    command_errors[notebook] = _error_summary(retry)
 
     results = []
     for submission in submissions:
@@ -343,13 +358,14 @@ def grade_student(workspace: Workspace, worker: NbgraderWorker, student: str, as
                                           submission.problem))
             continue
         if not workspace.autograded_notebook(submission).exists():
-            reason = f"nbgrader autograde failed: {command_error or 'no autograded notebook was written'}"
+            error = command_errors.get(submission.notebook, "no autograded notebook was written")
+            reason = f"nbgrader autograde failed: {error}"
             results.append(NotebookResult(student, assignment, submission.notebook, 0.0, total, "failed", reason))
             continue
 
         if workspace.stop.is_set():
             raise GradingInterrupted()
-        flag = trusted_rescore(workspace, submission, uid) if workspace.options.trusted_recheck else ""
+        flag = trusted_rescore(workspace, submission, rechecks) if rechecks is not None else ""
         score, _ = read_score(workspace, submission)
         record = workspace.execution_record(submission)
         notes = []
@@ -362,6 +378,8 @@ def grade_student(workspace: Workspace, worker: NbgraderWorker, student: str, as
         notes += restored.get(submission.notebook, [])
         results.append(NotebookResult(student, assignment, submission.notebook, score, total, status,
                                       "; ".join(notes), flag))
+    if rechecks is not None:
+        rechecks.thread.join()  # the slot's re-check user must be free for its next student
     if autograded.is_dir() and not write_student_feedback(workspace, worker, student, assignment):
         for row in results:
             row.reason = "; ".join(filter(None, [row.reason, "feedback page could not be generated"]))
@@ -371,6 +389,31 @@ def grade_student(workspace: Workspace, worker: NbgraderWorker, student: str, as
         if row.flag:
             log.warning("Flagged for review: %s / %s / %s: %s", row.student, row.assignment, row.notebook, row.flag)
     return results
+
+
+def autograde(workspace: Workspace, worker: NbgraderWorker, student: str, assignment: str, uid: int,
+              notebooks: int, notebook: str = "") -> CommandResult:
+    """Run nbgrader autograde for a student's notebooks, or only the named one, and return its result.
+
+    On failure, nbgrader's output is saved beside the execution records and the error is logged.
+    """
+    budget = workspace.options.notebook_timeout * notebooks + COMMAND_OVERHEAD_SECONDS
+    # A short path of its own: Unix socket paths may not exceed 107 bytes.
+    runtime_dir = Path(tempfile.mkdtemp(prefix=RUNTIME_DIR_PREFIX))
+    try:
+        result = worker.run("autograde", assignment, student, timeout=budget, runtime_dir=runtime_dir,
+                            environment={KERNEL_SANDBOX_VARIABLE: workspace.kernel_policy(uid)}, notebook=notebook)
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+    if result.success:
+        return result
+    error = _error_summary(result)
+    output_file = workspace.log_dir / student / f"autograde-{assignment}{'-' + notebook if notebook else ''}.log"
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    output_file.write_text(result.output)
+    log.error("nbgrader autograde failed for %s / %s%s: %s (its output: %s)", student, assignment,
+              f" / {notebook}" if notebook else "", error, output_file)
+    return result
 
 
 def write_student_feedback(workspace: Workspace, worker: NbgraderWorker, student: str, assignment: str) -> bool:
@@ -385,13 +428,42 @@ def write_student_feedback(workspace: Workspace, worker: NbgraderWorker, student
     return True
 
 
-def trusted_rescore(workspace: Workspace, submission: NotebookSubmission, uid: int = SANDBOX_UID) -> str:
-    """Re-check one autograded notebook outside the student's kernel and write the trusted scores.
+class BackgroundRechecks:
+    """The trusted re-checks of one student's notebooks, run in a thread while nbgrader autogrades them.
 
-    Returns why the notebook needs review, or "" when the kernel's results and the re-check agree.
-    When the re-check itself fails, the gradebook keeps the kernel's scores and the notebook is
-    flagged with the error.
+    A re-check needs only the staged submission and the source notebook, not nbgrader's results,
+    so the two run side by side, each notebook's re-check after the other. The thread is a daemon:
+    an interrupted run does not wait for it, and its sandboxes end with the grader's process.
     """
+
+    def __init__(self, workspace: Workspace, submissions: list[NotebookSubmission], uid: int):
+        self.outcomes: dict[str, dict | Exception] = {}  # verdicts, or the error that stopped the re-check
+        self.thread = threading.Thread(target=self._run, args=(workspace, submissions, uid), daemon=True,
+                                       name=f"recheck-{submissions[0].student}" if submissions else "recheck")
+        self.thread.start()
+
+    def _run(self, workspace: Workspace, submissions: list[NotebookSubmission], uid: int) -> None:
+        for submission in submissions:
+            if workspace.stop.is_set():
+                return
+            try:
+                self.outcomes[submission.notebook] = recheck_notebook(workspace, submission, uid)
+            except Exception as err:  # reported by trusted_rescore(), with the notebook's name
+                self.outcomes[submission.notebook] = err
+
+    def result(self, notebook: str) -> dict:
+        """Wait for the re-checks and return the verdicts of one notebook, or raise the error that stopped it."""
+        self.thread.join()
+        outcome = self.outcomes.get(notebook)
+        if outcome is None:
+            raise RuntimeError("the re-check did not run because grading was interrupted")
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def recheck_notebook(workspace: Workspace, submission: NotebookSubmission, uid: int) -> dict:
+    """Re-run one staged notebook's code in a new sandbox as the user uid; return the verdict of each test cell."""
     name = f"{submission.notebook}.ipynb"
     options = workspace.options
     scratch = Path(tempfile.mkdtemp(prefix="autograder-recheck-"))
@@ -399,20 +471,31 @@ def trusted_rescore(workspace: Workspace, submission: NotebookSubmission, uid: i
         submitted = nbformat.read(os.fspath(workspace.submitted_folder(submission.student, submission.assignment)
                                             / name), as_version=4)
         source = nbformat.read(os.fspath(workspace.root / "source" / submission.assignment / name), as_version=4)
-        verdicts = recheck(
+        return recheck(
             submitted, source, workspace.root / "release" / submission.assignment, scratch / "work",
             sandbox_mode=options.sandbox, call_timeout=options.cell_timeout, startup_timeout=options.notebook_timeout,
             cell_timeout=options.cell_timeout, notebook_timeout=options.notebook_timeout,
             hidden=[workspace.root.parent, workspace.course_dir, *options.hidden], sandbox_uid=uid,
         )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def trusted_rescore(workspace: Workspace, submission: NotebookSubmission, rechecks: BackgroundRechecks) -> str:
+    """Write the trusted scores of one autograded notebook from its re-check.
+
+    Returns why the notebook needs review, or "" when the kernel's results and the re-check agree.
+    When the re-check itself fails, the gradebook keeps the kernel's scores and the notebook is
+    flagged with the error.
+    """
+    try:
+        verdicts = rechecks.result(submission.notebook)
         return apply_verdicts(workspace.db_url, submission.student, submission.assignment, submission.notebook,
                               verdicts).flag
     except Exception as err:  # one student's re-check must not stop the class
-        log.exception("The trusted re-check of %s / %s / %s failed", submission.student, submission.assignment,
-                      name)
+        log.error("The trusted re-check of %s / %s / %s failed: %s: %s", submission.student, submission.assignment,
+                  submission.notebook, type(err).__name__, err, exc_info=err)
         return f"the trusted re-check failed ({type(err).__name__}: {err}), so the score is the kernel's"
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def check_recheck_rules(workspace: Workspace, assignment: str) -> None:
@@ -481,9 +564,10 @@ def export_gradebook(workspace: Workspace, report_dir: Path) -> None:
 
 @dataclass
 class WorkerSlot:
-    """One student graded at a time: a sandbox user of its own and an nbgrader worker process."""
+    """One student graded at a time: two sandbox users of its own and an nbgrader worker process."""
 
-    uid: int
+    uid: int  # of the student's code in nbgrader's kernels
+    recheck_uid: int  # of the student's code in the trusted re-check
     worker: NbgraderWorker
 
 
@@ -505,7 +589,8 @@ def grade_students(workspace: Workspace, intake: Intake, assignment: str, points
             raise GradingInterrupted()
         slot = free_slots.get()
         try:
-            return grade_student(workspace, slot.worker, student, assignment, mine, points, slot.uid)
+            return grade_student(workspace, slot.worker, student, assignment, mine, points, slot.uid,
+                                 slot.recheck_uid)
         finally:
             free_slots.put(slot)
 
@@ -546,12 +631,15 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
         elif path.exists():
             path.unlink()
 
-    # Each slot has its own sandbox user, which no other grading run on the machine uses at the same time.
+    # Each slot has two sandbox users of its own, one for the kernels and one for the re-check,
+    # which no other grading run on the machine uses at the same time.
+    slot_count = max(1, min(options.workers, len(intake.students)))
     try:
-        slot_uids, uid_locks = claim_sandbox_uids(max(1, min(options.workers, len(intake.students))))
+        uids, uid_locks = claim_sandbox_uids(2 * slot_count)
     except ValueError as err:
         raise GradingError(str(err)) from None
-    slots = [WorkerSlot(uid, workspace.start_worker(index)) for index, uid in enumerate(slot_uids)]
+    slots = [WorkerSlot(uids[2 * index], uids[2 * index + 1], workspace.start_worker(index))
+             for index in range(slot_count)]
     try:
         results = grade_assignments(workspace, intake, assignments, slots)
     finally:

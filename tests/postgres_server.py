@@ -23,10 +23,12 @@ START_SECONDS = 60
 
 def find_bindir() -> Path | None:
     """Return the folder of initdb and pg_ctl of the newest installed PostgreSQL, or None."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                        key=lambda path: int(Path(path).parent.parent.name) if Path(path).parent.parent.name.isdigit() else 0)
-    if candidates:
-        return Path(candidates[-1]).parent
+    versions = {}
+    for initdb in glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        version = Path(initdb).parent.parent.name
+        versions[int(version) if version.isdigit() else 0] = Path(initdb).parent
+    if versions:
+        return versions[max(versions)]
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
 

@@ -1,4 +1,4 @@
-"""Smoke test of the layer benchmark: `bench/layers.py --quick` runs and writes its JSON results.
+"""Smoke tests of the benchmarks: `bench/layers.py --quick` writes its JSON results, and `bench/grading.py` runs.
 
 It checks that the benchmark runs and reports every case, not how fast the layers are: timings on
 a shared machine are too noisy for a pass or fail. The benchmark needs PyTorch, so this test skips
@@ -51,3 +51,34 @@ def test_json_folder_missing_rejected(tmp_path) -> None:
 
     assert completed.returncode == 2
     assert "does not exist" in completed.stderr
+
+
+def test_grading_benchmark_runs() -> None:
+    """`bench/grading.py` grades a class of two students four ways and prints every ratio."""
+    completed = subprocess.run(
+        [sys.executable, "bench/grading.py", "--students", "2", "--workers", "2"],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Class: 2 students, 4 notebooks" in completed.stdout
+    assert "(a) autograded 4 notebooks" in completed.stdout
+    for line in ("a / c = ", "c / (d / 2) = ", "(a + stock feedback) / c = ", "b / c = "):
+        assert line in completed.stdout, completed.stdout
+    assert completed.stdout.count("| ") >= 5, "the table of times is missing rows"
+
+
+def test_grading_benchmark_rejects_zero_students() -> None:
+    completed = subprocess.run(
+        [sys.executable, "bench/grading.py", "--students", "0"],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert completed.returncode == 2
+    assert "invalid count 0: it must be at least 1" in completed.stderr

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -421,6 +422,7 @@ def test_interrupted_run_then_rerun_matches(ordinary_run, tmp_path):
     assert process.returncode == 130, stderr[-2000:]
     assert "Grading was interrupted" in stderr
     assert not (report / "grades.csv").exists()
+    assert processes_left_in(report) == [], "nbgrader workers or kernels outlived the interrupted run"
 
     for _ in range(2):  # the run after the interrupt, then a regrade of the same submissions
         result = grade(submissions, report)
@@ -429,6 +431,26 @@ def test_interrupted_run_then_rerun_matches(ordinary_run, tmp_path):
         assert len(rows) == len(ordinary_run)
         assert {(row["student"], row["notebook"]): row for row in rows} == ordinary_run
         assert gradebook_rows(report) == sorted((student, notebook) for student, notebook in ordinary_run)
+
+
+def processes_left_in(folder: Path, wait_seconds: float = 10) -> list[str]:
+    """Return the command lines of processes whose working folder is inside folder, after up to wait_seconds."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        left = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cwd = Path(os.readlink(entry / "cwd"))
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # the process ended, or belongs to another user
+                continue
+            if cwd == folder.resolve() or folder.resolve() in cwd.parents:
+                left.append(command)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
 
 
 def gradebook_rows(report: Path) -> list[tuple[str, str]]:

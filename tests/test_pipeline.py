@@ -339,3 +339,33 @@ def test_bad_db_url_rejected(release, tmp_path, db_url, message):
     assert message in result.stderr
     assert "secret" not in result.stderr
     assert not (tmp_path / "report" / "grades.csv").exists()
+
+
+def test_failed_notebook_keeps_other_scores(tmp_path):
+    """nbgrader rejects one notebook of a student; the student's other notebook keeps its score."""
+    import shutil
+
+    import nbformat
+
+    from autograder.course import COURSE_DIR
+
+    student = tmp_path / "submitted" / "zed_bad_metadata"
+    shutil.copytree(COURSE_DIR / "sample_class" / "submitted" / "ada_complete", student)
+    path = student / "cnn_rnn" / "conv_pool.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "extra_cell", "points": -3, "schema_version": 3,
+                                 "solution": False, "locked": False, "task": False}
+    notebook.cells.insert(5, cell)
+    nbformat.write(notebook, path)
+
+    command = [sys.executable, "-m", "autograder", "grade", str(tmp_path / "submitted"), "--report",
+               str(tmp_path / "report")]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {row["notebook"]: row for row in read_grades_csv(tmp_path / "report" / "grades.csv")}
+    assert (rows["rnn_lstm"]["points"], rows["rnn_lstm"]["status"]) == ("33", "graded")
+    assert (rows["conv_pool"]["points"], rows["conv_pool"]["status"]) == ("0", "failed")
+    assert "ValidationError: -3 is less than the minimum of 0" in rows["conv_pool"]["reason"]
+    export = (tmp_path / "report" / "nbgrader_export.csv").read_text()
+    assert "zed_bad_metadata" in export

@@ -157,16 +157,33 @@ def test_nbgrader_export_written(graded):
 def test_lms_csv_totals_match_grades(graded):
     _, report = graded
     points: dict[str, dict[str, float]] = {}
+    maximum: dict[str, float] = {}
+    review: dict[str, list[str]] = {}
     for row in csv.DictReader(io.StringIO((report / "grades.csv").read_text())):
-        points.setdefault(row["student"], {})[f"{row['assignment']}/{row['notebook']}"] = float(row["points"])
+        name = f"{row['assignment']}/{row['notebook']}"
+        points.setdefault(row["student"], {})[name] = float(row["points"])
+        maximum[row["student"]] = maximum.get(row["student"], 0.0) + float(row["max_points"])
+        if row["status"] != "graded":
+            review.setdefault(row["student"], []).append(f"{name} failed")
+        elif row["flag"]:
+            review.setdefault(row["student"], []).append(f"{name} flagged")
     lms = list(csv.DictReader(io.StringIO((report / "lms_grades.csv").read_text())))
     assert [row["student"] for row in lms] == sorted(points)
     for row in lms:
         notebooks = points[row["student"]]
-        assert set(row) == {"student", "total", *notebooks}
+        assert set(row) == {"student", "total", "max_total", "needs_review", *notebooks}
         for column, value in notebooks.items():
             assert float(row[column]) == value, (row["student"], column)
         assert float(row["total"]) == sum(notebooks.values()), row["student"]
+        assert float(row["max_total"]) == maximum[row["student"]], row["student"]
+        assert row["needs_review"] == "; ".join(review.get(row["student"], [])), row["student"]
+
+
+def test_lms_csv_marks_failed_notebook(graded):
+    _, report = graded
+    lms = {row["student"]: row for row in csv.DictReader(io.StringIO((report / "lms_grades.csv").read_text()))}
+    assert lms["kim_invalid_json"]["needs_review"] == "cnn_rnn/conv_pool failed"
+    assert lms["ada_complete"]["needs_review"] == ""
 
 
 def test_pass_rates_follow_expected_table(graded):
@@ -209,6 +226,8 @@ def test_report_page_works_offline(graded):
     for name in images:
         assert (report / "report" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
     assert "kim_invalid_json / conv_pool" in page
+    assert "mean total" in page and " of 67 points" in page
+    assert "a notebook that is missing or could not be\nread is left out" in page
 
 
 # ---------------------------------------------------------------------------------------------------
