@@ -226,7 +226,8 @@ def test_report_page_works_offline(graded):
     for name in images:
         assert (report / "report" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
     assert "kim_invalid_json / conv_pool" in page
-    assert "mean total" in page and " of 67 points" in page
+    assert "mean total" in page
+    assert " of 67 points" in page
     assert "a notebook that is missing or could not be\nread is left out" in page
 
 
