@@ -14,10 +14,11 @@ from .course import COURSE_DIR
 from .expected import compare_with_expected
 from .gradebook import DatabaseError, EXAMPLE_URL, check_database
 from .intake import UsageError, read_submissions
-from .pipeline import GradingError, GradingOptions, Workspace, grade_class, write_feedback
+from .pipeline import (GradingError, GradingOptions, NotebookResult, Workspace, add_review_notes, grade_class,
+                       write_feedback)
 from .release import release_assignments
 from .sandbox import INSTALL_HINT, MODES, bwrap_problem
-from .report import print_score_table, write_grades_csv
+from .report import print_score_table, read_grades_csv, write_grades_csv
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -161,6 +162,12 @@ def run_feedback(args: argparse.Namespace) -> int:
     students = sorted(path.name for path in (workspace.root / "autograded").iterdir() if path.is_dir())
     for assignment in assignments:
         failed += len(write_feedback(workspace, args.report, assignment, students))
+    grades = args.report / "grades.csv"
+    if grades.exists():  # flagged notebooks get their review note again
+        add_review_notes(args.report, [NotebookResult(row["student"], row["assignment"], row["notebook"],
+                                                      float(row["points"]), float(row["max_points"]), row["status"],
+                                                      row["reason"], row.get("flag", ""))
+                                       for row in read_grades_csv(grades)])
     print(f"Feedback: {args.report / 'feedback'}")
     return EXIT_FAILED if failed else EXIT_OK
 

@@ -90,6 +90,16 @@ FAILURE_PAGE = """<!DOCTYPE html>
 """
 
 
+REVIEW_NOTE_ID = "autograder-review-note"
+REVIEW_NOTE = f"""
+<div id="{REVIEW_NOTE_ID}" role="note" style="border: 2px solid #b8860b; background: #fff8dc; padding: 1em">
+<strong>This notebook is flagged for review.</strong> Your score comes from a trusted re-check
+that ran your code again outside your notebook's kernel. Some test results on this page, which
+come from your kernel, disagree with it: {{reason}}. An instructor will look at this notebook.
+</div>
+"""
+
+
 @dataclass
 class NotebookResult:
     """One row of grades.csv."""
@@ -554,6 +564,27 @@ def write_failure_pages(report_dir: Path, results: list["NotebookResult"]) -> No
                                             max_points=f"{row.max_points:g}"))
 
 
+def add_review_notes(report_dir: Path, results: list["NotebookResult"]) -> None:
+    """Add a note at the top of the feedback page of each flagged notebook.
+
+    Such a page shows the outputs of the student's kernel, which disagree with the trusted
+    re-check that set the score, so the note states which result counts and why.
+    """
+    for row in results:
+        page = report_dir / "feedback" / row.student / row.assignment / f"{row.notebook}.html"
+        if not row.flag or not page.exists():
+            continue
+        text = page.read_text(encoding="utf-8")
+        if REVIEW_NOTE_ID in text:  # added by an earlier call
+            continue
+        body = re.search(r"<body[^>]*>", text)
+        if body is None:
+            log.warning("The feedback page %s has no <body> tag, so it gets no review note", page)
+            continue
+        note = REVIEW_NOTE.format(reason=html.escape(row.flag))
+        page.write_text(text[:body.end()] + note + text[body.end():], encoding="utf-8")
+
+
 def export_gradebook(workspace: Workspace, report_dir: Path) -> None:
     """Write nbgrader's own per-assignment export next to grades.csv."""
     target = report_dir.resolve() / "nbgrader_export.csv"
@@ -652,6 +683,7 @@ def grade_class(intake: Intake, report_dir: Path, options: GradingOptions,
         notes = intake.student_notes.get(row.student, [])
         row.reason = "; ".join(filter(None, [row.reason, *notes]))
     write_failure_pages(report_dir, [row for row in results if row.status == "failed"])
+    add_review_notes(report_dir, results)
     export_gradebook(workspace, report_dir)
     try:
         write_class_report(results, workspace.db_url, workspace.root / "autograded", report_dir)

@@ -12,6 +12,7 @@ missing notebook.
 from __future__ import annotations
 
 import copy
+import html
 import json
 import os
 import signal
@@ -373,6 +374,28 @@ def test_flagged_notebooks_listed_apart(hostile_run):
     flagged_section = result.stdout.split("flagged for review")[1].split("\n\n")[0]
     for case in CATALOGUE:
         assert (f"  {case.student} / {NOTEBOOK}:" in flagged_section) == case.flagged, case.student
+
+
+def test_flagged_feedback_pages_carry_note(hostile_run):
+    _, rows, report = hostile_run
+    for case in CATALOGUE:
+        page = report / "feedback" / case.student / ASSIGNMENT / f"{NOTEBOOK}.html"
+        if not page.exists():  # not autograded, so the page gives the failure instead
+            continue
+        text = page.read_text(encoding="utf-8")
+        assert ("This notebook is flagged for review." in text) == case.flagged, case.student
+        if case.flagged:
+            assert html.escape(rows[(case.student, NOTEBOOK)]["flag"]) in text, case.student
+
+
+def test_feedback_command_keeps_notes(hostile_run):
+    _, _, report = hostile_run
+    flagged = next(case for case in CATALOGUE if case.flagged)
+    page = report / "feedback" / flagged.student / ASSIGNMENT / f"{NOTEBOOK}.html"
+    result = subprocess.run([sys.executable, "-m", "autograder", "feedback", "--report", str(report)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert page.read_text(encoding="utf-8").count("This notebook is flagged for review.") == 1
 
 
 def test_loopback_port_received_nothing(hostile_run, listener):
