@@ -211,20 +211,12 @@ class Workspace:
         """Return an nbgrader worker for one slot; its process starts with its first command."""
         return NbgraderWorker(self.root, self.nbgrader_environment(), self.log_dir / f"nbgrader-worker-{slot}.log")
 
-    def run(self, *args: str, timeout: float, runtime_dir: Path | None = None,
-            uid: int = SANDBOX_UID) -> subprocess.CompletedProcess:
-        """Run one nbgrader command in a new process in the workspace and return its result.
+    def run(self, *args: str, timeout: float) -> subprocess.CompletedProcess:
+        """Run one nbgrader command that starts no kernel (export, generate_feedback) in a new process.
 
-        Kernels that the command starts write their connection files and sockets to runtime_dir,
-        and run as the user uid when the grader is root.
+        Commands that run student code go through the workers (start_worker) instead.
         """
         env = self.nbgrader_environment()
-        env[KERNEL_SANDBOX_VARIABLE] = self.kernel_policy(uid)
-        if runtime_dir is not None:
-            # jupyter_client writes kernel connection files with tempfile.mkstemp, so TMPDIR decides
-            # where they and the kernel's Unix sockets go.
-            env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
-            env["TMPDIR"] = str(runtime_dir)
         command = [sys.executable, "-m", "nbgrader", *args]
         log.debug("Running %s", " ".join(command))
         try:
